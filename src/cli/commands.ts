@@ -1,0 +1,12 @@
+/**
+ * The table of top-level commands, one file each.
+ */
+import type { Command } from './command.js';
+import { dbCommand } from './db.js';
+import { nodeCommand } from './node.js';
+import { backupNodeCommand } from './backup-node.js';
+import { classesCommand } from './classes.js';
+import { statusCommand } from './status.js';
+import { doctorCommand } from './doctor.js';
+
+export const COMMANDS: Command<any>[] = [dbCommand, nodeCommand, backupNodeCommand, classesCommand, statusCommand, doctorCommand];

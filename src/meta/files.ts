@@ -1,0 +1,251 @@
+/**
+ * Files, symlinks and folders of the virtual tree: lookups, listings, and the
+ * core writes shared by the mount and the walk (register a file version,
+ * create folders). Rename/unlink/etc. live beside these in the same module
+ * family; every change bumps `seq` (by trigger) and announces the path on
+ * NOTIFY channel `geogridfs_meta` at commit.
+ */
+import type { Queryable } from './store.js';
+import type { Classification } from '../util/classify.js';
+import { ancestorsOf, parentOf } from '../util/vpath.js';
+import { GeoError } from '../util/errors.js';
+
+export const META_CHANNEL = 'geogridfs_meta';
+
+export interface FolderRow {
+  id: number;
+  path: string;
+  parentId: number | null;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtimeNs: number;
+  ctimeNs: number;
+  seq: number;
+}
+
+export interface FileRow {
+  id: number;
+  path: string;
+  folderId: number | null;
+  kind: 'file' | 'symlink';
+  size: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  atimeNs: number;
+  mtimeNs: number;
+  ctimeNs: number;
+  checksum: string | null;
+  symlinkTarget: string | null;
+  class: string;
+  replicaTarget: number;
+  backupTarget: number;
+  version: number;
+  seq: number;
+  deletedAt: Date | null;
+}
+
+export const FOLDER_COLUMNS = `id, path, parent_id AS "parentId", mode, uid, gid, mtime_ns AS "mtimeNs", ctime_ns AS "ctimeNs", seq`;
+export const FILE_COLUMNS = `id, path, folder_id AS "folderId", kind, size, mode, uid, gid, atime_ns AS "atimeNs",
+  mtime_ns AS "mtimeNs", ctime_ns AS "ctimeNs", checksum, symlink_target AS "symlinkTarget", class,
+  replica_target AS "replicaTarget", backup_target AS "backupTarget", version, seq, deleted_at AS "deletedAt"`;
+
+/** Current time in nanoseconds since the epoch (ms precision from the clock, ns units). */
+export function nowNs(): number {
+  return Date.now() * 1e6;
+}
+
+/** Invalidation message for caches: the paths changed, and folders whose whole subtree changed. */
+export interface MetaChange {
+  /** origin process id (a mount ignores its own echoes if it wants) */
+  origin?: string;
+  paths?: string[];
+  subtrees?: string[];
+}
+
+/** Announce a change on META_CHANNEL (at commit when `db` is a transaction). */
+export async function announce(db: Queryable, change: MetaChange): Promise<void> {
+  const payload = JSON.stringify(change);
+  if (payload.length < 7900) {
+    await db.query('SELECT pg_notify($1, $2)', [META_CHANNEL, payload]);
+    return;
+  }
+  // too large for one notification: announce the common parents as subtrees
+  const parents = new Set<string>([...(change.subtrees ?? []), ...(change.paths ?? []).map(parentOf)]);
+  await db.query('SELECT pg_notify($1, $2)', [META_CHANNEL, JSON.stringify({ origin: change.origin, subtrees: [...parents].slice(0, 50), paths: [] })]);
+}
+
+export async function getFolder(db: Queryable, vpath: string): Promise<FolderRow | null> {
+  const rows = await db.query<FolderRow & Record<string, unknown>>(`SELECT ${FOLDER_COLUMNS} FROM folders WHERE path = $1`, [vpath]);
+  return rows[0] ?? null;
+}
+
+export async function getFile(db: Queryable, vpath: string): Promise<FileRow | null> {
+  const rows = await db.query<FileRow & Record<string, unknown>>(`SELECT ${FILE_COLUMNS} FROM files WHERE path = $1 AND deleted_at IS NULL`, [vpath]);
+  return rows[0] ?? null;
+}
+
+export async function getFileById(db: Queryable, id: number): Promise<FileRow | null> {
+  const rows = await db.query<FileRow & Record<string, unknown>>(`SELECT ${FILE_COLUMNS} FROM files WHERE id = $1`, [id]);
+  return rows[0] ?? null;
+}
+
+export type Entry = { type: 'folder'; folder: FolderRow } | { type: 'file'; file: FileRow };
+
+/** Look a path up as a folder or a live file (one round trip). */
+export async function lookup(db: Queryable, vpath: string): Promise<Entry | null> {
+  const rows = await db.query<{ t: string; j: FolderRow | FileRow } & Record<string, unknown>>(
+    `SELECT 'folder' AS t, row_to_json(x) AS j FROM (SELECT ${FOLDER_COLUMNS} FROM folders WHERE path = $1) x
+     UNION ALL
+     SELECT 'file', row_to_json(y) FROM (SELECT ${FILE_COLUMNS} FROM files WHERE path = $1 AND deleted_at IS NULL) y`,
+    [vpath],
+  );
+  const r = rows[0];
+  if (!r) return null;
+  return r.t === 'folder' ? { type: 'folder', folder: r.j as FolderRow } : { type: 'file', file: r.j as FileRow };
+}
+
+/** Children of a folder: sub-folders and live files. */
+export async function listFolder(db: Queryable, folderId: number): Promise<{ folders: FolderRow[]; files: FileRow[] }> {
+  const [folders, files] = await Promise.all([
+    db.query<FolderRow & Record<string, unknown>>(`SELECT ${FOLDER_COLUMNS} FROM folders WHERE parent_id = $1 ORDER BY path`, [folderId]),
+    db.query<FileRow & Record<string, unknown>>(`SELECT ${FILE_COLUMNS} FROM files WHERE folder_id = $1 AND deleted_at IS NULL ORDER BY path`, [folderId]),
+  ]);
+  return { folders, files };
+}
+
+export interface FolderAttrs {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  mtimeNs?: number;
+}
+
+/**
+ * Make sure a folder and all its ancestors exist in metadata (mkdir -p);
+ * returns the folder. CONFLICT if a live file sits where a folder should be.
+ * New folders take `attrs` (the leaf) or inherit owner/mode 0755 (ancestors).
+ */
+export async function ensureFolder(db: Queryable, vpath: string, attrs: FolderAttrs = {}): Promise<FolderRow> {
+  const existing = await getFolder(db, vpath);
+  if (existing) return existing;
+  let parent = await getFolder(db, '/');
+  for (const p of [...ancestorsOf(vpath), vpath]) {
+    if (p === '/') continue;
+    const leaf = p === vpath;
+    const now = nowNs();
+    const rows = await db.query<FolderRow & Record<string, unknown>>(
+      `INSERT INTO folders (path, parent_id, mode, uid, gid, mtime_ns, ctime_ns)
+       SELECT $1, $2, $3, $4, $5, $6, $7
+        WHERE NOT EXISTS (SELECT 1 FROM files WHERE path = $1 AND deleted_at IS NULL)
+       ON CONFLICT (path) DO NOTHING
+       RETURNING ${FOLDER_COLUMNS}`,
+      [p, parent!.id, leaf ? (attrs.mode ?? 0o755) : 0o755, leaf ? (attrs.uid ?? 0) : (attrs.uid ?? 0), leaf ? (attrs.gid ?? 0) : (attrs.gid ?? 0), leaf ? (attrs.mtimeNs ?? now) : now, now],
+    );
+    let row: FolderRow | null | undefined = rows[0];
+    if (!row) {
+      row = await getFolder(db, p);
+      if (!row) throw new GeoError('CONFLICT', `a file exists where folder ${p} should be`);
+    }
+    parent = row;
+  }
+  return parent!;
+}
+
+export interface FileVersion {
+  path: string;
+  size: number;
+  checksum: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtimeNs: number;
+  atimeNs?: number;
+  classification: Classification;
+  /** the node whose bytes are this version */
+  nodeId: number;
+  /** where the bytes sit on that node (default: `path`) */
+  nodePath?: string;
+  /** only register if unknown; never bump an existing file (walk) */
+  onlyIfNew?: boolean;
+}
+
+export interface CommitResult {
+  file: FileRow;
+  created: boolean;
+  /** true when an existing file's content version was bumped */
+  bumped: boolean;
+}
+
+/**
+ * Register a new content version of a file in the caller's transaction:
+ * creates the file (and its folders) if missing, else bumps `version` and
+ * updates size/checksum/times; records `nodeId`'s replica as current. Other
+ * replicas keep their old version (stale) for the replicator to overwrite.
+ */
+export async function commitFileVersion(db: Queryable, v: FileVersion): Promise<CommitResult> {
+  const folder = await ensureFolder(db, parentOf(v.path), { uid: v.uid, gid: v.gid });
+  const now = nowNs();
+  const current = await db.query<FileRow & Record<string, unknown>>(`SELECT ${FILE_COLUMNS} FROM files WHERE path = $1 AND deleted_at IS NULL FOR UPDATE`, [v.path]);
+  let file: FileRow;
+  let created = false;
+  let bumped = false;
+  if (current[0]) {
+    if (v.onlyIfNew) return { file: current[0], created: false, bumped: false };
+    const rows = await db.query<FileRow & Record<string, unknown>>(
+      `UPDATE files SET kind = 'file', symlink_target = NULL, size = $2, checksum = $3, mode = $4, uid = $5, gid = $6,
+              mtime_ns = $7, ctime_ns = $8, atime_ns = $9, version = version + 1,
+              class = $10, replica_target = $11, backup_target = $12
+        WHERE id = $1 RETURNING ${FILE_COLUMNS}`,
+      [current[0].id, v.size, v.checksum, v.mode, v.uid, v.gid, v.mtimeNs, now, v.atimeNs ?? now, v.classification.class, v.classification.replicaTarget, v.classification.backupTarget],
+    );
+    file = rows[0]!;
+    bumped = true;
+  } else {
+    if ((await getFolder(db, v.path)) !== null) throw new GeoError('CONFLICT', `a folder exists at ${v.path}`);
+    const rows = await db.query<FileRow & Record<string, unknown>>(
+      `INSERT INTO files (path, folder_id, kind, size, checksum, mode, uid, gid, atime_ns, mtime_ns, ctime_ns, class, replica_target, backup_target)
+       VALUES ($1, $2, 'file', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING ${FILE_COLUMNS}`,
+      [v.path, folder.id, v.size, v.checksum, v.mode, v.uid, v.gid, v.atimeNs ?? now, v.mtimeNs, now, v.classification.class, v.classification.replicaTarget, v.classification.backupTarget],
+    );
+    file = rows[0]!;
+    created = true;
+  }
+  await db.query(
+    `INSERT INTO replicas (file_id, node_id, version, path, verified_at) VALUES ($1, $2, $3, $4, now())
+     ON CONFLICT (file_id, node_id) DO UPDATE SET version = EXCLUDED.version, path = EXCLUDED.path, verified_at = now()`,
+    [file.id, v.nodeId, file.version, v.nodePath ?? v.path],
+  );
+  return { file, created, bumped };
+}
+
+/** Record that `nodeId` holds `version` of a file at `nodePath` (verified now). */
+export async function recordReplica(db: Queryable, fileId: number, nodeId: number, version: number, nodePath: string): Promise<void> {
+  await db.query(
+    `INSERT INTO replicas (file_id, node_id, version, path, verified_at) VALUES ($1, $2, $3, $4, now())
+     ON CONFLICT (file_id, node_id) DO UPDATE SET version = EXCLUDED.version, path = EXCLUDED.path, verified_at = now()`,
+    [fileId, nodeId, version, nodePath],
+  );
+}
+
+export interface ReplicaRow {
+  fileId: number;
+  nodeId: number;
+  nodeName: string;
+  nodeState: string;
+  version: number;
+  path: string;
+  verifiedAt: Date | null;
+}
+
+/** Replicas of a file with their node's name and state, current ones first. */
+export async function replicasOf(db: Queryable, fileId: number): Promise<ReplicaRow[]> {
+  return db.query<ReplicaRow & Record<string, unknown>>(
+    `SELECT r.file_id AS "fileId", r.node_id AS "nodeId", n.name AS "nodeName", n.state AS "nodeState",
+            r.version, r.path, r.verified_at AS "verifiedAt"
+       FROM replicas r JOIN nodes n ON n.id = r.node_id JOIN files f ON f.id = r.file_id
+      WHERE r.file_id = $1 ORDER BY (r.version = f.version) DESC, n.name`,
+    [fileId],
+  );
+}

@@ -1,0 +1,271 @@
+/**
+ * The metadata store: the only module family that imports `pg`.
+ *
+ * - `MetaStore.open(config)` resolves the database (configured URL, or the
+ *   host's embedded server) and opens a bounded pool.
+ * - `query()` runs one parameterised statement; `txn()` runs a function in one
+ *   transaction and retries it on serialization failures and deadlocks with
+ *   bounded, jittered backoff.
+ * - `listen()` keeps a dedicated connection LISTENing, reconnecting with
+ *   backoff when the server goes away, and tells the caller when it had to
+ *   reconnect (notifications may have been missed: drop caches).
+ * - `notify()` announces a change to every process of the grid.
+ *
+ * Concern modules (nodes, files, folders, replicas, backups, problems, ...)
+ * are plain functions over a `Queryable`, so they run inside or outside a
+ * transaction alike.
+ */
+import pg from 'pg';
+import type { Config } from '../config/schema.js';
+import { ensureEmbedded } from '../embedded/server.js';
+import { GeoError } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
+import { silentLogger } from '../util/log.js';
+
+// int8 (bigint) -> number: sizes, seqs and ns times all fit in 2^53 for the
+// foreseeable future; refuse silently-wrong values instead of rounding.
+pg.types.setTypeParser(20, (v: string) => {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw new RangeError(`int8 value ${v} exceeds 2^53`);
+  return n;
+});
+
+export type Row = Record<string, unknown>;
+
+/** Something that runs a parameterised statement: the store itself or a transaction. */
+export interface Queryable {
+  query<T extends Row = Row>(sql: string, params?: readonly unknown[]): Promise<T[]>;
+}
+
+/** SQLSTATEs worth retrying a whole transaction for. */
+const RETRYABLE = new Set(['40001', '40P01']);
+
+/** True when the error means the database is unreachable (not a bad statement). */
+export function isConnectionError(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  if (!e) return false;
+  if (typeof e.code === 'string' && (e.code.startsWith('08') || e.code === '57P01' || e.code === '57P02' || e.code === '57P03')) return true;
+  if (e.code === 'ECONNREFUSED' || e.code === 'ECONNRESET' || e.code === 'EPIPE' || e.code === 'ETIMEDOUT' || e.code === 'ENOTFOUND') return true;
+  return /Connection terminated|connection timeout|Client has encountered a connection error|not queryable/i.test(e.message ?? '');
+}
+
+export interface TxnOptions {
+  isolation?: 'read committed' | 'repeatable read' | 'serializable';
+  /** attempts in all (default 8) */
+  attempts?: number;
+}
+
+export interface ListenHandle {
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  log?: Logger;
+  applicationName?: string;
+  /** override the pool size of config.database.poolSize */
+  poolSize?: number;
+}
+
+/** Resolve the connection URL: the configured one, or the embedded server's. */
+export async function resolveDatabaseUrl(config: Config): Promise<string> {
+  if (config.database.url) return config.database.url;
+  return (await ensureEmbedded(config.dataDir)).url;
+}
+
+/** A URL with its password replaced, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(invalid URL)';
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class MetaStore implements Queryable {
+  readonly pool: pg.Pool;
+  readonly url: string;
+  readonly log: Logger;
+  private closed = false;
+  private listeners = new Set<{ close(): Promise<void> }>();
+
+  private constructor(url: string, pool: pg.Pool, log: Logger) {
+    this.url = url;
+    this.pool = pool;
+    this.log = log;
+  }
+
+  /** Open a pool on the configured (or embedded) database. Does not migrate. */
+  static async open(config: Config, opts: OpenOptions = {}): Promise<MetaStore> {
+    const url = await resolveDatabaseUrl(config);
+    return MetaStore.connect(url, { ...opts, statementTimeoutMs: config.database.statementTimeoutMs, poolSize: opts.poolSize ?? config.database.poolSize });
+  }
+
+  /** Open a pool on an explicit URL. */
+  static async connect(url: string, opts: OpenOptions & { statementTimeoutMs?: number } = {}): Promise<MetaStore> {
+    const log = opts.log ?? silentLogger;
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: opts.poolSize ?? 10,
+      application_name: opts.applicationName ?? 'geogridfs',
+      connectionTimeoutMillis: 10_000,
+      idleTimeoutMillis: 30_000,
+      statement_timeout: opts.statementTimeoutMs ?? 30_000,
+      keepAlive: true,
+    });
+    // an idle client losing its connection must not crash the process
+    pool.on('error', (err) => log.warn({ err: err.message }, 'database connection lost (idle client)'));
+    const store = new MetaStore(url, pool, log);
+    try {
+      await store.query('SELECT 1');
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw new GeoError('DB_UNREACHABLE', `cannot reach PostgreSQL at ${redactUrl(url)}: ${(err as Error).message}`, { cause: err });
+    }
+    return store;
+  }
+
+  async query<T extends Row = Row>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
+    const r = await this.pool.query<T>(sql, params as unknown[]);
+    return r.rows;
+  }
+
+  /**
+   * Run `fn` in one transaction. Serialization failures and deadlocks roll
+   * back and retry the whole function (so `fn` must have no side effects
+   * outside the database), with exponential backoff and jitter, up to
+   * `attempts` times; any other error rolls back and is thrown.
+   */
+  async txn<T>(fn: (tx: Queryable) => Promise<T>, opts: TxnOptions = {}): Promise<T> {
+    const attempts = opts.attempts ?? 8;
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.pool.connect();
+      let broken = false;
+      try {
+        await client.query(opts.isolation ? `BEGIN ISOLATION LEVEL ${opts.isolation.toUpperCase()}` : 'BEGIN');
+        const tx: Queryable = {
+          query: async <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => (await client.query<R>(sql, params as unknown[])).rows,
+        };
+        const result = await fn(tx);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {
+          broken = true;
+        });
+        const code = (err as { code?: string }).code;
+        if (code && RETRYABLE.has(code) && attempt < attempts) {
+          const delay = Math.min(1000, 5 * 2 ** attempt) * (0.5 + Math.random());
+          this.log.debug({ code, attempt, delay }, 'transaction conflict, retrying');
+          await sleep(delay);
+          continue;
+        }
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    }
+  }
+
+  /** Announce `payload` on `channel` to every LISTENing process (delivered at commit when run in a transaction). */
+  async notify(channel: string, payload: string, db: Queryable = this): Promise<void> {
+    await db.query('SELECT pg_notify($1, $2)', [channel, payload]);
+  }
+
+  /**
+   * LISTEN on `channel` on a dedicated connection. `onNotify` gets each
+   * payload; `onReconnect` is called after the connection was lost and
+   * re-established (notifications in between are lost: invalidate caches).
+   */
+  async listen(
+    channel: string,
+    onNotify: (payload: string) => void,
+    opts: { onReconnect?: () => void; onDisconnect?: (err: Error) => void } = {},
+  ): Promise<ListenHandle> {
+    if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new Error(`bad channel name ${channel}`);
+    let client: pg.Client | null = null;
+    let stopped = false;
+    let timer: NodeJS.Timeout | null = null;
+    const connect = async (): Promise<void> => {
+      const c = new pg.Client({ connectionString: this.url, keepAlive: true, application_name: 'geogridfs-listen' });
+      c.on('notification', (msg) => {
+        if (msg.channel === channel) onNotify(msg.payload ?? '');
+      });
+      c.on('error', (err) => {
+        if (stopped) return;
+        this.log.warn({ channel, err: err.message }, 'LISTEN connection lost; reconnecting');
+        opts.onDisconnect?.(err);
+        c.end().catch(() => undefined);
+        if (client === c) client = null;
+        schedule(1);
+      });
+      await c.connect();
+      await c.query(`LISTEN ${channel}`);
+      client = c;
+    };
+    const schedule = (attempt: number): void => {
+      if (stopped || timer) return;
+      timer = setTimeout(
+        () => {
+          timer = null;
+          connect().then(
+            () => {
+              this.log.info({ channel }, 'LISTEN connection restored');
+              opts.onReconnect?.();
+            },
+            () => schedule(attempt + 1),
+          );
+        },
+        Math.min(5000, 100 * 2 ** attempt),
+      );
+      timer.unref();
+    };
+    await connect();
+    const handle = {
+      close: async () => {
+        stopped = true;
+        if (timer) clearTimeout(timer);
+        this.listeners.delete(handle);
+        await client?.end().catch(() => undefined);
+      },
+    };
+    this.listeners.add(handle);
+    return handle;
+  }
+
+  /**
+   * Try a session-level advisory lock on a dedicated connection; returns a
+   * release function, or null if another session holds it.
+   */
+  async tryAdvisoryLock(key: string): Promise<(() => Promise<void>) | null> {
+    const client = await this.pool.connect();
+    try {
+      const r = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [key]);
+      if (!r.rows[0]?.ok) {
+        client.release();
+        return null;
+      }
+    } catch (err) {
+      client.release(true);
+      throw err;
+    }
+    return async () => {
+      try {
+        await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [key]);
+        client.release();
+      } catch {
+        client.release(true);
+      }
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.listeners].map((l) => l.close()));
+    await this.pool.end();
+  }
+}
