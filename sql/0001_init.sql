@@ -44,8 +44,8 @@ CREATE TABLE folders (
   mode       integer NOT NULL DEFAULT 493 CHECK (mode >= 0 AND mode <= 4095),  -- permission bits only (0755)
   uid        integer NOT NULL DEFAULT 0 CHECK (uid >= 0),
   gid        integer NOT NULL DEFAULT 0 CHECK (gid >= 0),
-  mtime_ns   bigint NOT NULL,
-  ctime_ns   bigint NOT NULL,
+  mtime_us   bigint NOT NULL,
+  ctime_us   bigint NOT NULL,
   seq        bigint NOT NULL,
   CHECK ((path = '/') = (parent_id IS NULL))
 );
@@ -64,9 +64,9 @@ CREATE TABLE files (
   mode           integer NOT NULL DEFAULT 420 CHECK (mode >= 0 AND mode <= 4095), -- permission bits only (0644)
   uid            integer NOT NULL DEFAULT 0 CHECK (uid >= 0),
   gid            integer NOT NULL DEFAULT 0 CHECK (gid >= 0),
-  atime_ns       bigint NOT NULL,
-  mtime_ns       bigint NOT NULL,
-  ctime_ns       bigint NOT NULL,
+  atime_us       bigint NOT NULL,
+  mtime_us       bigint NOT NULL,
+  ctime_us       bigint NOT NULL,
   checksum       text CHECK (checksum ~ '^[0-9a-f]{64}$'),          -- sha256 of the content (NULL: symlink)
   symlink_target text CHECK (octet_length(symlink_target) <= 4096),
   class          text NOT NULL,
@@ -240,5 +240,5 @@ LEFT JOIN nodes n ON n.id = r.node_id
 WHERE f.deleted_at IS NULL AND f.kind = 'file'
 GROUP BY f.id;
 
-INSERT INTO folders (path, parent_id, mode, uid, gid, mtime_ns, ctime_ns)
-VALUES ('/', NULL, 493, 0, 0, (extract(epoch FROM now()) * 1e9)::bigint, (extract(epoch FROM now()) * 1e9)::bigint);
+INSERT INTO folders (path, parent_id, mode, uid, gid, mtime_us, ctime_us)
+VALUES ('/', NULL, 493, 0, 0, (extract(epoch FROM now()) * 1e6)::bigint, (extract(epoch FROM now()) * 1e6)::bigint);

@@ -19,8 +19,8 @@ export interface FolderRow {
   mode: number;
   uid: number;
   gid: number;
-  mtimeNs: number;
-  ctimeNs: number;
+  mtimeUs: number;
+  ctimeUs: number;
   seq: number;
 }
 
@@ -33,9 +33,9 @@ export interface FileRow {
   mode: number;
   uid: number;
   gid: number;
-  atimeNs: number;
-  mtimeNs: number;
-  ctimeNs: number;
+  atimeUs: number;
+  mtimeUs: number;
+  ctimeUs: number;
   checksum: string | null;
   symlinkTarget: string | null;
   class: string;
@@ -46,14 +46,18 @@ export interface FileRow {
   deletedAt: Date | null;
 }
 
-export const FOLDER_COLUMNS = `id, path, parent_id AS "parentId", mode, uid, gid, mtime_ns AS "mtimeNs", ctime_ns AS "ctimeNs", seq`;
-export const FILE_COLUMNS = `id, path, folder_id AS "folderId", kind, size, mode, uid, gid, atime_ns AS "atimeNs",
-  mtime_ns AS "mtimeNs", ctime_ns AS "ctimeNs", checksum, symlink_target AS "symlinkTarget", class,
+export const FOLDER_COLUMNS = `id, path, parent_id AS "parentId", mode, uid, gid, mtime_us AS "mtimeUs", ctime_us AS "ctimeUs", seq`;
+export const FILE_COLUMNS = `id, path, folder_id AS "folderId", kind, size, mode, uid, gid, atime_us AS "atimeUs",
+  mtime_us AS "mtimeUs", ctime_us AS "ctimeUs", checksum, symlink_target AS "symlinkTarget", class,
   replica_target AS "replicaTarget", backup_target AS "backupTarget", version, seq, deleted_at AS "deletedAt"`;
 
-/** Current time in nanoseconds since the epoch (ms precision from the clock, ns units). */
-export function nowNs(): number {
-  return Date.now() * 1e6;
+/**
+ * Times are stored as whole microseconds since the epoch (bigint columns
+ * *_us): sub-second precision that still fits a JS number exactly
+ * (nanoseconds since 1970 would not: 1.7e18 > 2^53).
+ */
+export function nowUs(): number {
+  return Math.round((performance.timeOrigin + performance.now()) * 1000);
 }
 
 /** Invalidation message for caches: the paths changed, and folders whose whole subtree changed. */
@@ -119,7 +123,7 @@ export interface FolderAttrs {
   mode?: number;
   uid?: number;
   gid?: number;
-  mtimeNs?: number;
+  mtimeUs?: number;
 }
 
 /**
@@ -134,14 +138,14 @@ export async function ensureFolder(db: Queryable, vpath: string, attrs: FolderAt
   for (const p of [...ancestorsOf(vpath), vpath]) {
     if (p === '/') continue;
     const leaf = p === vpath;
-    const now = nowNs();
+    const now = nowUs();
     const rows = await db.query<FolderRow & Record<string, unknown>>(
-      `INSERT INTO folders (path, parent_id, mode, uid, gid, mtime_ns, ctime_ns)
+      `INSERT INTO folders (path, parent_id, mode, uid, gid, mtime_us, ctime_us)
        SELECT $1, $2, $3, $4, $5, $6, $7
         WHERE NOT EXISTS (SELECT 1 FROM files WHERE path = $1 AND deleted_at IS NULL)
        ON CONFLICT (path) DO NOTHING
        RETURNING ${FOLDER_COLUMNS}`,
-      [p, parent!.id, leaf ? (attrs.mode ?? 0o755) : 0o755, leaf ? (attrs.uid ?? 0) : (attrs.uid ?? 0), leaf ? (attrs.gid ?? 0) : (attrs.gid ?? 0), leaf ? (attrs.mtimeNs ?? now) : now, now],
+      [p, parent!.id, leaf ? (attrs.mode ?? 0o755) : 0o755, leaf ? (attrs.uid ?? 0) : (attrs.uid ?? 0), leaf ? (attrs.gid ?? 0) : (attrs.gid ?? 0), leaf ? (attrs.mtimeUs ?? now) : now, now],
     );
     let row: FolderRow | null | undefined = rows[0];
     if (!row) {
@@ -160,8 +164,8 @@ export interface FileVersion {
   mode: number;
   uid: number;
   gid: number;
-  mtimeNs: number;
-  atimeNs?: number;
+  mtimeUs: number;
+  atimeUs?: number;
   classification: Classification;
   /** the node whose bytes are this version */
   nodeId: number;
@@ -186,7 +190,7 @@ export interface CommitResult {
  */
 export async function commitFileVersion(db: Queryable, v: FileVersion): Promise<CommitResult> {
   const folder = await ensureFolder(db, parentOf(v.path), { uid: v.uid, gid: v.gid });
-  const now = nowNs();
+  const now = nowUs();
   const current = await db.query<FileRow & Record<string, unknown>>(`SELECT ${FILE_COLUMNS} FROM files WHERE path = $1 AND deleted_at IS NULL FOR UPDATE`, [v.path]);
   let file: FileRow;
   let created = false;
@@ -195,19 +199,19 @@ export async function commitFileVersion(db: Queryable, v: FileVersion): Promise<
     if (v.onlyIfNew) return { file: current[0], created: false, bumped: false };
     const rows = await db.query<FileRow & Record<string, unknown>>(
       `UPDATE files SET kind = 'file', symlink_target = NULL, size = $2, checksum = $3, mode = $4, uid = $5, gid = $6,
-              mtime_ns = $7, ctime_ns = $8, atime_ns = $9, version = version + 1,
+              mtime_us = $7, ctime_us = $8, atime_us = $9, version = version + 1,
               class = $10, replica_target = $11, backup_target = $12
         WHERE id = $1 RETURNING ${FILE_COLUMNS}`,
-      [current[0].id, v.size, v.checksum, v.mode, v.uid, v.gid, v.mtimeNs, now, v.atimeNs ?? now, v.classification.class, v.classification.replicaTarget, v.classification.backupTarget],
+      [current[0].id, v.size, v.checksum, v.mode, v.uid, v.gid, v.mtimeUs, now, v.atimeUs ?? now, v.classification.class, v.classification.replicaTarget, v.classification.backupTarget],
     );
     file = rows[0]!;
     bumped = true;
   } else {
     if ((await getFolder(db, v.path)) !== null) throw new GeoError('CONFLICT', `a folder exists at ${v.path}`);
     const rows = await db.query<FileRow & Record<string, unknown>>(
-      `INSERT INTO files (path, folder_id, kind, size, checksum, mode, uid, gid, atime_ns, mtime_ns, ctime_ns, class, replica_target, backup_target)
+      `INSERT INTO files (path, folder_id, kind, size, checksum, mode, uid, gid, atime_us, mtime_us, ctime_us, class, replica_target, backup_target)
        VALUES ($1, $2, 'file', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING ${FILE_COLUMNS}`,
-      [v.path, folder.id, v.size, v.checksum, v.mode, v.uid, v.gid, v.atimeNs ?? now, v.mtimeNs, now, v.classification.class, v.classification.replicaTarget, v.classification.backupTarget],
+      [v.path, folder.id, v.size, v.checksum, v.mode, v.uid, v.gid, v.atimeUs ?? now, v.mtimeUs, now, v.classification.class, v.classification.replicaTarget, v.classification.backupTarget],
     );
     file = rows[0]!;
     created = true;
