@@ -26,10 +26,21 @@ export async function cli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?:
   return { code, stdout: out, stderr: err };
 }
 
+/**
+ * Environment for a child geogridfs process: the test's own environment
+ * without tap's NODE_OPTIONS loader hooks (the child is a plain user process).
+ */
+export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  delete env.NODE_OPTIONS;
+  for (const k of Object.keys(env)) if (k.startsWith('TAP') || k.startsWith('_TAPJS')) delete env[k];
+  return env;
+}
+
 /** Run bin/geogridfs as a child process. */
 export function cliProcess(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...opts.env }, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(BIN, args, { env: childEnv(opts.env), cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -5,7 +5,7 @@
  * per test, dropped at teardown.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -55,11 +55,17 @@ export async function testStore(t: Tap): Promise<{ store: MetaStore; url: string
   return { store, url };
 }
 
-/** A scratch folder removed... never automatically: tests may inspect it after a failure. */
+/**
+ * A scratch folder (mode 0755, so that the unprivileged user an embedded
+ * PostgreSQL runs as can enter it when tests run as root). Not removed
+ * automatically: tests may inspect it after a failure.
+ */
 export async function scratchDir(prefix = 'ggfs-'): Promise<string> {
   const base = path.join(os.tmpdir(), 'geogridfs-scratch');
-  await mkdir(base, { recursive: true });
-  return mkdtemp(path.join(base, prefix));
+  await mkdir(base, { recursive: true, mode: 0o755 });
+  const dir = await mkdtemp(path.join(base, prefix));
+  await chmod(dir, 0o755);
+  return dir;
 }
 
 /**
