@@ -68,6 +68,7 @@ const config: ConfigInput = {
     minFreeBytes: 2 ** 30, // a node with less free space takes no new copies
     scrubBytesPerSec: 50 * 2 ** 20, // scrub read rate
     claimTtlSec: 600, // a crashed run's claim on a copy expires after this
+    copyBytesPerSec: 0, // read rate limit of one copy (0 = unlimited)
   },
 
   api: {

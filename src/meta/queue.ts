@@ -1,0 +1,222 @@
+/**
+ * The replicator's work: the replication queue (files whose replica set may
+ * need action, filled by triggers), copy claims, recording a finished copy,
+ * per-node pending deletes/renames (node_work, sql/0002) and the
+ * over-replicated list. Every read is an index range over the backlog:
+ * the cost of a run grows with the work waiting, not with the file count.
+ */
+import type { MetaStore, Queryable } from './store.js';
+
+export interface QueueCursor {
+  /** timestamptz as text (keeps PostgreSQL's microseconds) */
+  notBefore: string;
+  fileId: number;
+}
+
+export interface QueueEntry {
+  fileId: number;
+  reason: string;
+  notBefore: string;
+  /** seconds since it was first queued */
+  waitedSec: number;
+}
+
+/** Due queue entries after the keyset cursor, oldest due first (index replication_queue_due). */
+export async function dueWork(db: Queryable, after: QueueCursor | null, limit: number): Promise<QueueEntry[]> {
+  return db.query<QueueEntry & Record<string, unknown>>(
+    `SELECT file_id AS "fileId", reason, not_before::text AS "notBefore", extract(epoch FROM now() - enqueued_at)::float8 AS "waitedSec"
+       FROM replication_queue
+      WHERE not_before <= now() AND (not_before, file_id) > ($1::timestamptz, $2::bigint)
+      ORDER BY not_before, file_id LIMIT $3`,
+    [after?.notBefore ?? '-infinity', after?.fileId ?? 0, limit],
+  );
+}
+
+export interface WorkReplica {
+  nodeId: number;
+  version: number;
+  path: string;
+}
+
+export interface WorkFile {
+  id: number;
+  path: string;
+  kind: 'file' | 'symlink';
+  deleted: boolean;
+  size: number;
+  checksum: string | null;
+  version: number;
+  replicaTarget: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtimeUs: number;
+  atimeUs: number;
+  replicas: WorkReplica[];
+}
+
+/** Files with their replica rows (one round trip for a page of work). */
+export async function workFiles(db: Queryable, fileIds: readonly number[]): Promise<WorkFile[]> {
+  if (!fileIds.length) return [];
+  return db.query<WorkFile & Record<string, unknown>>(
+    `SELECT f.id, f.path, f.kind, (f.deleted_at IS NOT NULL) AS deleted, f.size, f.checksum, f.version,
+            f.replica_target AS "replicaTarget", f.mode, f.uid, f.gid, f.mtime_us AS "mtimeUs", f.atime_us AS "atimeUs",
+            coalesce((SELECT json_agg(json_build_object('nodeId', r.node_id, 'version', r.version, 'path', r.path))
+                        FROM replicas r WHERE r.file_id = f.id), '[]'::json) AS replicas
+       FROM files f WHERE f.id = ANY($1::bigint[])`,
+    [fileIds],
+  );
+}
+
+/** Remove queue entries (the files are at target with nothing left to clean). */
+export async function removeQueued(db: Queryable, fileIds: readonly number[]): Promise<void> {
+  if (fileIds.length) await db.query('DELETE FROM replication_queue WHERE file_id = ANY($1::bigint[])', [fileIds]);
+}
+
+/** Push queue entries back by `seconds` (nobody can act on them now). */
+export async function deferQueued(db: Queryable, fileIds: readonly number[], seconds: number): Promise<void> {
+  if (fileIds.length) {
+    await db.query(`UPDATE replication_queue SET not_before = now() + make_interval(secs => $2) WHERE file_id = ANY($1::bigint[])`, [fileIds, seconds]);
+  }
+}
+
+/** Put files (back) on the queue, e.g. after a failed copy or to re-check them. */
+export async function enqueue(db: Queryable, fileIds: readonly number[], reason: string, delaySec = 0): Promise<void> {
+  if (!fileIds.length) return;
+  await db.query(
+    `INSERT INTO replication_queue (file_id, reason, not_before)
+     SELECT id, $2, now() + make_interval(secs => $3) FROM files WHERE id = ANY($1::bigint[]) AND deleted_at IS NULL AND kind = 'file'
+     ON CONFLICT (file_id) DO UPDATE SET not_before = GREATEST(replication_queue.not_before, EXCLUDED.not_before)`,
+    [fileIds, reason, delaySec],
+  );
+}
+
+export type ClaimResult = 'claimed' | 'busy' | 'enough' | 'gone';
+
+/**
+ * Claim the copy of a file to `nodeId` for `holder`, in one transaction that
+ * locks the file row (so claims and recorded copies of one file serialise):
+ * refused when the file is gone or changed version ('gone'), when another
+ * live claim for this node exists ('busy'), or when the current replicas on
+ * active/readonly nodes plus other nodes' live claims already reach the
+ * target ('enough' — this is what keeps racing nodes from over-replicating).
+ */
+export async function claimCopy(store: MetaStore, fileId: number, version: number, nodeId: number, holder: string, ttlSec: number): Promise<ClaimResult> {
+  return store.txn(async (tx) => {
+    const f = await tx.query<{ version: number; target: number }>(
+      `SELECT version, replica_target AS target FROM files WHERE id = $1 AND deleted_at IS NULL AND kind = 'file' FOR UPDATE`,
+      [fileId],
+    );
+    const file = f[0];
+    if (!file || file.version !== version) return 'gone';
+    const counts = await tx.query<{ kept: number; claims: number; mine: number }>(
+      `SELECT (SELECT count(*) FROM replicas r JOIN nodes n ON n.id = r.node_id
+                WHERE r.file_id = $1 AND r.version = $2 AND n.state IN ('active', 'readonly') AND r.node_id <> $3)::int AS kept,
+              (SELECT count(*) FROM copy_claims c WHERE c.file_id = $1 AND c.node_id <> $3 AND c.expires_at > now())::int AS claims,
+              (SELECT count(*) FROM copy_claims c WHERE c.file_id = $1 AND c.node_id = $3 AND c.expires_at > now() AND c.holder <> $4)::int AS mine`,
+      [fileId, version, nodeId, holder],
+    );
+    const c = counts[0]!;
+    if (c.mine > 0) return 'busy';
+    if (c.kept + c.claims >= file.target) return 'enough';
+    await tx.query(
+      `INSERT INTO copy_claims (file_id, node_id, holder, expires_at) VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+       ON CONFLICT (file_id, node_id) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at`,
+      [fileId, nodeId, holder, ttlSec],
+    );
+    return 'claimed';
+  });
+}
+
+/** Extend a live claim (long copies). */
+export async function renewClaim(db: Queryable, fileId: number, nodeId: number, holder: string, ttlSec: number): Promise<void> {
+  await db.query(`UPDATE copy_claims SET expires_at = now() + make_interval(secs => $4) WHERE file_id = $1 AND node_id = $2 AND holder = $3`, [fileId, nodeId, holder, ttlSec]);
+}
+
+export async function releaseClaim(db: Queryable, fileId: number, nodeId: number, holder: string): Promise<void> {
+  await db.query('DELETE FROM copy_claims WHERE file_id = $1 AND node_id = $2 AND holder = $3', [fileId, nodeId, holder]);
+}
+
+/**
+ * Record a finished, verified, renamed copy of `version` at `nodePath` and
+ * drop the claim, in one transaction. The replica keeps the copied version
+ * (stale if the file changed meanwhile: it will be refreshed); a deleted or
+ * renamed file gets a node_work entry from the trigger and is cleaned up.
+ */
+export async function recordCopy(store: MetaStore, fileId: number, nodeId: number, version: number, nodePath: string, holder: string): Promise<void> {
+  await store.txn(async (tx) => {
+    await tx.query('SELECT 1 FROM files WHERE id = $1 FOR UPDATE', [fileId]);
+    await tx.query(
+      `INSERT INTO replicas (file_id, node_id, version, path, verified_at) VALUES ($1, $2, $3, $4, now())
+       ON CONFLICT (file_id, node_id) DO UPDATE SET version = EXCLUDED.version, path = EXCLUDED.path, verified_at = now()`,
+      [fileId, nodeId, version, nodePath],
+    );
+    await tx.query('DELETE FROM copy_claims WHERE file_id = $1 AND node_id = $2 AND holder = $3', [fileId, nodeId, holder]);
+  });
+}
+
+/** Drop expired claims (crashed runs). */
+export async function expireClaims(db: Queryable): Promise<number> {
+  const rows = await db.query('DELETE FROM copy_claims WHERE expires_at <= now() RETURNING 1');
+  return rows.length;
+}
+
+export interface NodeWorkItem {
+  fileId: number;
+  /** where the bytes sit on this node (null: the replica row is gone already) */
+  nodePath: string | null;
+  filePath: string;
+  deleted: boolean;
+}
+
+/** This node's pending deletes/renames (index node_work pkey), after `afterFileId`. */
+export async function nodeWork(db: Queryable, nodeId: number, afterFileId: number, limit: number): Promise<NodeWorkItem[]> {
+  return db.query<NodeWorkItem & Record<string, unknown>>(
+    `SELECT w.file_id AS "fileId", r.path AS "nodePath", f.path AS "filePath", (f.deleted_at IS NOT NULL) AS deleted
+       FROM node_work w JOIN files f ON f.id = w.file_id
+       LEFT JOIN replicas r ON r.file_id = w.file_id AND r.node_id = w.node_id
+      WHERE w.node_id = $1 AND w.file_id > $2 ORDER BY w.file_id LIMIT $3`,
+    [nodeId, afterFileId, limit],
+  );
+}
+
+/** Another live file's replica on this node sits at `nodePath` (then a pending delete must not unlink it). */
+export async function pathTakenOnNode(db: Queryable, nodeId: number, nodePath: string, exceptFileId: number): Promise<boolean> {
+  const rows = await db.query(
+    `SELECT 1 FROM replicas r JOIN files f ON f.id = r.file_id
+      WHERE r.node_id = $1 AND r.path = $2 AND r.file_id <> $3 AND f.deleted_at IS NULL LIMIT 1`,
+    [nodeId, nodePath, exceptFileId],
+  );
+  return rows.length > 0;
+}
+
+/**
+ * Finish a pending item in one transaction: a deleted file's replica row
+ * goes; a renamed one gets its new node path; the work entry goes.
+ */
+export async function finishNodeWork(store: MetaStore, nodeId: number, item: { fileId: number; newNodePath: string | null }): Promise<void> {
+  await store.txn(async (tx) => {
+    if (item.newNodePath === null) await tx.query('DELETE FROM replicas WHERE file_id = $1 AND node_id = $2', [item.fileId, nodeId]);
+    else await tx.query('UPDATE replicas SET path = $3 WHERE file_id = $1 AND node_id = $2', [item.fileId, nodeId, item.newNodePath]);
+    await tx.query('DELETE FROM node_work WHERE node_id = $1 AND file_id = $2', [nodeId, item.fileId]);
+  });
+}
+
+/** Remember over-replicated files (reported; trimmed by `replicate --trim`). */
+export async function markOverReplicated(db: Queryable, fileIds: readonly number[]): Promise<void> {
+  if (fileIds.length) await db.query('INSERT INTO over_replicated (file_id) SELECT unnest($1::bigint[]) ON CONFLICT DO NOTHING', [fileIds]);
+}
+
+export async function clearOverReplicated(db: Queryable, fileIds: readonly number[]): Promise<void> {
+  if (fileIds.length) await db.query('DELETE FROM over_replicated WHERE file_id = ANY($1::bigint[])', [fileIds]);
+}
+
+export async function overReplicated(db: Queryable, afterFileId: number, limit: number): Promise<number[]> {
+  const rows = await db.query<{ id: number }>('SELECT file_id AS id FROM over_replicated WHERE file_id > $1 ORDER BY file_id LIMIT $2', [afterFileId, limit]);
+  return rows.map((r) => r.id);
+}
+
+export async function countOverReplicated(db: Queryable): Promise<number> {
+  const rows = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM over_replicated');
+  return rows[0]?.n ?? 0;
+}

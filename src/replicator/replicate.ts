@@ -1,0 +1,407 @@
+/**
+ * `replicator replicate`: one run of this node's replicator (cron, every
+ * minute; `watch` calls it on every wake-up).
+ *
+ * 1. Take the node's advisory lock; an overlapping run returns at once.
+ * 2. Heartbeat (statfs of the local folder -> nodes.free/capacity).
+ * 3. Apply this node's pending deletes and renames (node_work).
+ * 4. Page through the due replication queue (index range; the cost grows
+ *    with the backlog, not with the file count) and, per file, do this
+ *    node's part as decided by placement.ts: copy the file here (claimed,
+ *    from a healthy source with fallback, verified, atomic), drop a drained,
+ *    stale or (with --trim) surplus copy once the others suffice, and remove
+ *    the entry when nothing is left for anybody.
+ * 5. Stop taking new work after the time or byte budget.
+ */
+import { rmdir, statfs, lstat, mkdir, rename, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { ReplicatorContext } from './context.js';
+import { refreshNode } from './context.js';
+import { plan, type PlacementNode } from './placement.js';
+import { rank } from './rendezvous.js';
+import { heartbeat } from '../meta/nodes.js';
+import { placementNodes, dropReplica, type DropReason } from '../meta/replicas.js';
+import {
+  claimCopy, clearOverReplicated, deferQueued, dueWork, enqueue, expireClaims, finishNodeWork, markOverReplicated, nodeWork,
+  overReplicated, pathTakenOnNode, recordCopy, releaseClaim, removeQueued, renewClaim, workFiles, type QueueCursor, type WorkFile,
+} from '../meta/queue.js';
+import { recordProblem, resolveProblems } from '../meta/problems.js';
+import { copyVerified, SourceMismatchError } from '../storage/copy.js';
+import { onNode } from '../util/vpath.js';
+
+export interface ReplicateOptions {
+  /** remove surplus copies of over-replicated files (only when asked) */
+  trim?: boolean;
+  /** override config.replicator.budgetSec / budgetBytes */
+  budgetSec?: number;
+  budgetBytes?: number;
+  /** queue entries examined per query */
+  pageSize?: number;
+}
+
+export interface ReplicateStats {
+  /** another run holds this node's lock: nothing was done */
+  locked: boolean;
+  examined: number;
+  copied: number;
+  copiedBytes: number;
+  /** copies placed over an older version */
+  refreshed: number;
+  dropped: number;
+  deletesApplied: number;
+  renamesApplied: number;
+  failed: number;
+  /** queue entries finished (file at target, nothing to clean) */
+  finished: number;
+  overReplicated: number;
+  trimmed: number;
+  budgetHit: boolean;
+  elapsedMs: number;
+}
+
+function emptyStats(): ReplicateStats {
+  return {
+    locked: false, examined: 0, copied: 0, copiedBytes: 0, refreshed: 0, dropped: 0, deletesApplied: 0, renamesApplied: 0,
+    failed: 0, finished: 0, overReplicated: 0, trimmed: 0, budgetHit: false, elapsedMs: 0,
+  };
+}
+
+/** The advisory lock key of a node's replicator (replicate, scrub and watch share it). */
+export function lockKey(nodeName: string): string {
+  return `geogridfs:replicator:${nodeName}`;
+}
+
+/** Write this node's heartbeat from statfs of its local folder. */
+export async function writeHeartbeat(ctx: ReplicatorContext): Promise<{ capacity: number; free: number }> {
+  const s = await statfs(ctx.root);
+  const capacity = s.blocks * s.bsize;
+  const free = s.bavail * s.bsize;
+  await heartbeat(ctx.store, ctx.node.name, capacity, free);
+  return { capacity, free };
+}
+
+/** Remove empty folders from `dir` up to (not including) the node root. Best effort. */
+async function pruneEmptyParents(root: string, dir: string): Promise<void> {
+  let d = dir;
+  while (d.startsWith(root + '/') && d !== root) {
+    try {
+      await rmdir(d);
+    } catch {
+      return; // not empty (or gone): stop
+    }
+    d = path.dirname(d);
+  }
+}
+
+async function unlinkQuiet(p: string): Promise<void> {
+  await unlink(p).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
+}
+
+async function exists(p: string): Promise<boolean> {
+  return lstat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * One replicate run. Returns { locked: true } at once when another run of
+ * this node holds the lock.
+ */
+export async function replicate(ctx: ReplicatorContext, opts: ReplicateOptions = {}): Promise<ReplicateStats> {
+  const stats = emptyStats();
+  const started = Date.now();
+  const release = await ctx.store.tryAdvisoryLock(lockKey(ctx.node.name));
+  if (!release) {
+    stats.locked = true;
+    return stats;
+  }
+  try {
+    await refreshNode(ctx);
+    const space = await writeHeartbeat(ctx);
+    await expireClaims(ctx.store);
+    await applyNodeWork(ctx, stats);
+    await processQueue(ctx, stats, opts, space.free, started);
+    if (opts.trim) await trimOverReplicated(ctx, stats);
+    await writeHeartbeat(ctx);
+  } finally {
+    await release();
+  }
+  stats.elapsedMs = Date.now() - started;
+  return stats;
+}
+
+/** Apply deletes and renames recorded for this node while it was away. */
+export async function applyNodeWork(ctx: ReplicatorContext, stats: ReplicateStats): Promise<void> {
+  const { store, node, root, log } = ctx;
+  let after = 0;
+  for (;;) {
+    if (ctx.signal?.aborted) return;
+    const items = await nodeWork(store, node.id, after, 200);
+    if (!items.length) return;
+    after = items[items.length - 1]!.fileId;
+    for (const item of items) {
+      try {
+        if (item.nodePath === null) {
+          await finishNodeWork(store, node.id, { fileId: item.fileId, newNodePath: null });
+        } else if (item.deleted) {
+          const local = onNode(root, item.nodePath);
+          if (!(await pathTakenOnNode(store, node.id, item.nodePath, item.fileId))) {
+            await unlinkQuiet(local);
+            await pruneEmptyParents(root, path.dirname(local));
+          }
+          await finishNodeWork(store, node.id, { fileId: item.fileId, newNodePath: null });
+          stats.deletesApplied++;
+        } else if (item.nodePath !== item.filePath) {
+          const from = onNode(root, item.nodePath);
+          const to = onNode(root, item.filePath);
+          if (await exists(from)) {
+            if ((await exists(to)) && (await pathTakenOnNode(store, node.id, item.filePath, item.fileId))) {
+              await recordProblem(store, { kind: 'other', nodeId: node.id, fileId: item.fileId, path: item.filePath, detail: `pending rename from ${item.nodePath}: another file's replica occupies the new path on ${node.name}` });
+              continue;
+            }
+            await mkdir(path.dirname(to), { recursive: true });
+            await rename(from, to);
+            await pruneEmptyParents(root, path.dirname(from));
+            await finishNodeWork(store, node.id, { fileId: item.fileId, newNodePath: item.filePath });
+            stats.renamesApplied++;
+          } else if (await exists(to)) {
+            await finishNodeWork(store, node.id, { fileId: item.fileId, newNodePath: item.filePath }); // moved already (folder rename)
+            stats.renamesApplied++;
+          } else {
+            await dropReplica(store, item.fileId, node.id, 'missing');
+            await finishNodeWork(store, node.id, { fileId: item.fileId, newNodePath: null });
+            await recordProblem(store, { kind: 'missing-replica', nodeId: node.id, fileId: item.fileId, path: item.filePath, detail: `pending rename: ${item.nodePath} is not on ${node.name}; replica dropped` });
+          }
+        } else {
+          await finishNodeWork(store, node.id, { fileId: item.fileId, newNodePath: item.filePath });
+        }
+      } catch (err) {
+        stats.failed++;
+        log.error({ fileId: item.fileId, path: item.nodePath, err: (err as Error).message }, 'replicate: pending delete/rename failed');
+      }
+    }
+  }
+}
+
+async function processQueue(ctx: ReplicatorContext, stats: ReplicateStats, opts: ReplicateOptions, freeAtStart: number, started: number): Promise<void> {
+  const { store, config, node, log } = ctx;
+  const budgetMs = (opts.budgetSec ?? config.replicator.budgetSec) * 1000;
+  const budgetBytes = opts.budgetBytes ?? config.replicator.budgetBytes;
+  const freshSec = Math.max(300, 3 * config.replicator.budgetSec);
+  const nodes: PlacementNode[] = await placementNodes(store, freshSec);
+  const names = new Map(nodes.map((n) => [n.id, n]));
+  const free = freeAtStart;
+  let reserved = 0;
+  const overBudget = () => Date.now() - started >= budgetMs || stats.copiedBytes + reserved >= budgetBytes;
+  let cursor: QueueCursor | null = null;
+  while (!ctx.signal?.aborted) {
+    if (overBudget()) {
+      stats.budgetHit = true;
+      return;
+    }
+    const entries = await dueWork(store, cursor, opts.pageSize ?? 200);
+    if (!entries.length) return;
+    const last = entries[entries.length - 1]!;
+    cursor = { notBefore: last.notBefore, fileId: last.fileId };
+    const files = new Map((await workFiles(store, entries.map((e) => e.fileId))).map((f) => [f.id, f]));
+    const finished: number[] = [];
+    const stuck: number[] = [];
+    const over: number[] = [];
+    const notOver: number[] = [];
+    const copies: WorkFile[] = [];
+    const drops: { file: WorkFile; reason: DropReason }[] = [];
+    for (const e of entries) {
+      stats.examined++;
+      const f = files.get(e.fileId);
+      if (!f || f.deleted || f.kind !== 'file') {
+        finished.push(e.fileId);
+        continue;
+      }
+      const p = plan(f, nodes, node.id, { minFreeBytes: config.replicator.minFreeBytes, widen: e.waitedSec > config.replicator.claimTtlSec });
+      (p.over ? over : notOver).push(f.id);
+      if (p.copyHere) copies.push(f);
+      else if (p.dropHere) drops.push({ file: f, reason: p.dropHere });
+      else if (p.done) finished.push(f.id);
+      else if (p.stuck) stuck.push(f.id);
+    }
+    await removeQueued(store, finished);
+    await deferQueued(store, stuck, 60);
+    await markOverReplicated(store, over);
+    await clearOverReplicated(store, notOver);
+    stats.finished += finished.length;
+    stats.overReplicated += over.length;
+
+    for (const d of drops) {
+      if (ctx.signal?.aborted) break;
+      await dropLocal(ctx, d.file, d.reason, stats);
+    }
+
+    // copies: at most replicator.concurrency at once (the pool's bound), within the budgets
+    const running = new Set<Promise<void>>();
+    for (const f of copies) {
+      if (ctx.signal?.aborted) break;
+      if (overBudget()) {
+        stats.budgetHit = true;
+        break;
+      }
+      if (free - stats.copiedBytes - reserved - f.size < config.replicator.minFreeBytes) {
+        log.warn({ path: f.path, free }, 'replicate: not enough free space on this node for more copies');
+        break;
+      }
+      while (running.size >= config.replicator.concurrency) await Promise.race(running);
+      reserved += f.size;
+      const job = copyHere(ctx, f, names, stats)
+        .catch((err: Error) => {
+          stats.failed++;
+          log.error({ path: f.path, err: err.message }, 'replicate: copy failed');
+        })
+        .finally(() => {
+          reserved -= f.size;
+          running.delete(job);
+        });
+      running.add(job);
+    }
+    await Promise.all(running);
+  }
+}
+
+/** Copy one file to this node: claim, pick sources, verified atomic copy, record. */
+async function copyHere(ctx: ReplicatorContext, f: WorkFile, nodes: Map<number, PlacementNode>, stats: ReplicateStats): Promise<void> {
+  const { store, config, node, root, log, holder } = ctx;
+  const ttl = config.replicator.claimTtlSec;
+  const claim = await claimCopy(store, f.id, f.version, node.id, holder, ttl);
+  if (claim !== 'claimed') return;
+  let recorded = false;
+  const renew = setInterval(() => void renewClaim(store, f.id, node.id, holder, ttl).catch(() => undefined), (ttl * 1000) / 3);
+  renew.unref();
+  try {
+    const dest = onNode(root, f.path);
+    const mine = f.replicas.find((r) => r.nodeId === node.id);
+    if (!mine && (await exists(dest))) {
+      // bytes this node has but metadata does not know as its replica: never overwrite them blindly
+      const h = await ctx.pool.hash(dest).catch(() => null);
+      if (h && h.size === f.size && h.checksum === f.checksum) {
+        await recordCopy(store, f.id, node.id, f.version, f.path, holder);
+        recorded = true;
+        stats.copied++;
+        return;
+      }
+      await recordProblem(store, {
+        kind: 'checksum-mismatch', nodeId: node.id, fileId: f.id, path: f.path,
+        detail: `replicate: ${node.name} has different bytes at this path that are not a replica; not overwritten (move them away or run walk)`,
+      });
+      await enqueue(store, [f.id], 'blocked', 3600);
+      return;
+    }
+    const sources = rank(
+      `${f.id}:source`,
+      f.replicas
+        .filter((r) => r.version === f.version && r.nodeId !== node.id)
+        .map((r) => ({ r, n: nodes.get(r.nodeId) }))
+        .filter((x) => x.n && x.n.state !== 'dead' && config.nodes[x.n.name])
+        .map((x) => ({ name: x.n!.name, path: x.r.path })),
+    );
+    if (!sources.length) {
+      await recordProblem(store, { kind: 'missing-source', nodeId: node.id, fileId: f.id, path: f.path, detail: `no reachable current replica to copy from (config.nodes lists ${Object.keys(config.nodes).join(', ')})` });
+      await enqueue(store, [f.id], 'no-source', 300);
+      return;
+    }
+    const errors: string[] = [];
+    for (const src of sources) {
+      try {
+        const got = await copyVerified(ctx.pool, {
+          source: onNode(config.nodes[src.name]!, src.path),
+          dest,
+          checksum: f.checksum!,
+          size: f.size,
+          mode: f.mode,
+          uid: f.uid,
+          gid: f.gid,
+          mtimeUs: f.mtimeUs,
+          atimeUs: f.atimeUs,
+          bytesPerSec: config.replicator.copyBytesPerSec,
+        });
+        await recordCopy(store, f.id, node.id, f.version, f.path, holder);
+        recorded = true;
+        stats.copied++;
+        stats.copiedBytes += got.size;
+        if (mine) stats.refreshed++;
+        if (mine && mine.path !== f.path && !(await pathTakenOnNode(store, node.id, mine.path, f.id))) {
+          await unlinkQuiet(onNode(root, mine.path)); // the stale copy sat at an older path
+        }
+        if (errors.length) await resolveProblems(store, 'copy-failed', f.path, node.id);
+        return;
+      } catch (err) {
+        errors.push(`${src.name}: ${(err as Error).message}`);
+        if (err instanceof SourceMismatchError) {
+          const srcNode = [...nodes.values()].find((n) => n.name === src.name);
+          await recordProblem(store, { kind: 'corrupt-replica', nodeId: srcNode?.id ?? null, fileId: f.id, path: f.path, detail: `replicate on ${node.name}: ${err.message}` });
+        }
+        log.warn({ path: f.path, source: src.name, err: (err as Error).message }, 'replicate: source failed, trying the next');
+      }
+    }
+    stats.failed++;
+    await recordProblem(store, { kind: 'copy-failed', nodeId: node.id, fileId: f.id, path: f.path, detail: errors.join('; ') });
+    await enqueue(store, [f.id], 'copy-failed', 120);
+  } finally {
+    clearInterval(renew);
+    if (!recorded) await releaseClaim(store, f.id, node.id, holder).catch(() => undefined);
+  }
+}
+
+/** Remove this node's copy of a file when the others suffice (drain, stale, trim). */
+async function dropLocal(ctx: ReplicatorContext, f: WorkFile, reason: DropReason, stats: ReplicateStats): Promise<boolean> {
+  const { store, node, root, log } = ctx;
+  try {
+    const nodePath = await dropReplica(store, f.id, node.id, reason);
+    if (nodePath === null) return false;
+    if (!(await pathTakenOnNode(store, node.id, nodePath, f.id))) {
+      const local = onNode(root, nodePath);
+      await unlinkQuiet(local);
+      await pruneEmptyParents(root, path.dirname(local));
+    }
+    stats.dropped++;
+    return true;
+  } catch (err) {
+    stats.failed++;
+    log.error({ path: f.path, reason, err: (err as Error).message }, 'replicate: removing a copy failed');
+    return false;
+  }
+}
+
+/** `--trim`: over-replicated files lose their surplus copies (lowest rendezvous weight first, never below target). */
+async function trimOverReplicated(ctx: ReplicatorContext, stats: ReplicateStats): Promise<void> {
+  const { store, config, node } = ctx;
+  const nodes = await placementNodes(store, Math.max(300, 3 * config.replicator.budgetSec));
+  let after = 0;
+  for (;;) {
+    if (ctx.signal?.aborted) return;
+    const ids = await overReplicated(store, after, 200);
+    if (!ids.length) return;
+    after = ids[ids.length - 1]!;
+    const files = await workFiles(store, ids);
+    const clear: number[] = [];
+    for (const f of files) {
+      const p = plan(f, nodes, node.id, { minFreeBytes: config.replicator.minFreeBytes, trim: true });
+      if (p.dropHere === 'trim' && (await dropLocal(ctx, f, 'trim', stats))) {
+        stats.trimmed++;
+        if (p.kept - 1 <= f.replicaTarget) clear.push(f.id);
+      } else if (!p.over || f.deleted) clear.push(f.id);
+    }
+    const gone = ids.filter((id) => !files.some((f) => f.id === id));
+    await clearOverReplicated(store, [...clear, ...gone]);
+  }
+}
+
+export function formatReplicateSummary(s: ReplicateStats): string {
+  if (s.locked) return 'replicate: another run holds the lock; nothing done';
+  return (
+    `replicate: ${s.copied} copied (${(s.copiedBytes / 2 ** 20).toFixed(1)} MiB, ${s.refreshed} refreshed), ${s.dropped} removed, ` +
+    `${s.deletesApplied} deletes and ${s.renamesApplied} renames applied, ${s.finished} finished, ${s.failed} failed, ` +
+    `${s.overReplicated} over-replicated${s.trimmed ? ` (${s.trimmed} trimmed)` : ''}; ${s.examined} examined in ${(s.elapsedMs / 1000).toFixed(1)}s` +
+    (s.budgetHit ? ' (budget reached)' : '')
+  );
+}
