@@ -8,5 +8,7 @@ import { backupNodeCommand } from './backup-node.js';
 import { classesCommand } from './classes.js';
 import { statusCommand } from './status.js';
 import { doctorCommand } from './doctor.js';
+import { apiCommand } from './api.js';
+import { backupCommand } from './backup.js';
 
-export const COMMANDS: Command<any>[] = [dbCommand, nodeCommand, backupNodeCommand, classesCommand, statusCommand, doctorCommand];
+export const COMMANDS: Command<any>[] = [dbCommand, nodeCommand, backupNodeCommand, classesCommand, statusCommand, doctorCommand, apiCommand, backupCommand];

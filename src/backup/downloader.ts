@@ -1,0 +1,175 @@
+/**
+ * Downloading one file into the backup folder, never leaving a partial file
+ * in place: bytes go to `.geogridfs/partial/<id>-<sha256>.part`, resumed with
+ * `Range` + `If-Range: "<sha256>"` when a previous attempt left some; the
+ * whole file is verified (size and sha256), fsynced, given its mode and
+ * mtime, and renamed into place (then the folder is fsynced).
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat, statfs, chmod, utimes } from 'node:fs/promises';
+import path from 'node:path';
+import { ApiClient, HttpError } from './api-client.js';
+import { statePaths } from './local-state.js';
+
+export interface RemoteFile {
+  id: number;
+  path: string;
+  size: number;
+  checksum: string;
+  mode: number;
+  mtimeUs: number;
+}
+
+/** The free-space floor would be crossed: stop taking downloads in this run. */
+export class FreeSpaceError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FreeSpaceError';
+  }
+}
+
+/** The file changed or went away on the grid since the feed said so: a later feed entry carries the new state. */
+export class SupersededError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SupersededError';
+  }
+}
+
+export class IntegrityError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'IntegrityError';
+  }
+}
+
+export interface DownloadResult {
+  /** body bytes received in this call (all attempts) */
+  transferred: number;
+  /** bytes that were already in the partial file when we started */
+  resumedFrom: number;
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } catch {
+    /* some file systems refuse fsync on a directory */
+  } finally {
+    await fh.close();
+  }
+}
+
+async function hashFile(file: string, h = createHash('sha256')): Promise<ReturnType<typeof createHash>> {
+  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  return h;
+}
+
+export async function sha256File(file: string): Promise<string> {
+  return (await hashFile(file)).digest('hex');
+}
+
+export interface DownloaderOptions {
+  client: ApiClient;
+  folder: string;
+  minFreeBytes: number;
+  /** called with body bytes as they arrive (progress) */
+  onBytes?: (n: number) => void;
+}
+
+export class Downloader {
+  constructor(private readonly opts: DownloaderOptions) {}
+
+  partialPath(f: RemoteFile): string {
+    return path.join(statePaths(this.opts.folder).partial, `${f.id}-${f.checksum}.part`);
+  }
+
+  private async checkSpace(need: number): Promise<void> {
+    const s = await statfs(this.opts.folder);
+    const free = Number(s.bavail) * Number(s.bsize);
+    if (free - need < this.opts.minFreeBytes) {
+      throw new FreeSpaceError(`free space ${free} bytes minus ${need} to download would cross the floor of ${this.opts.minFreeBytes} bytes (backup.minFreeBytes)`);
+    }
+  }
+
+  /** One attempt: continue the partial file from where it stops. */
+  private async attempt(f: RemoteFile, part: string, result: DownloadResult): Promise<void> {
+    let have = await stat(part).then((s) => s.size, () => 0);
+    if (have > f.size) {
+      await rm(part, { force: true });
+      have = 0;
+    }
+    await this.checkSpace(f.size - have);
+    const headers: Record<string, string> = { 'if-match': `"${f.checksum}"` };
+    if (have > 0 && have < f.size) {
+      headers.range = `bytes=${have}-`;
+      headers['if-range'] = `"${f.checksum}"`;
+    }
+    const res = have === f.size && f.size > 0 ? null : await this.opts.client.send('GET', `/api/v1/content?path=${encodeURIComponent(f.path)}`, headers);
+    let fh;
+    if (res) {
+      if (res.status === 404 || res.status === 412) {
+        res.body.resume();
+        throw new SupersededError(`${f.path} changed or went away on the grid since the feed listed it`);
+      }
+      if (res.status !== 200 && res.status !== 206) throw await this.opts.client.errorFrom(res);
+      if (res.status === 200) have = 0; // the server sent everything (If-Range did not match or no range asked)
+      else if (!String(res.headers['content-range'] ?? '').startsWith(`bytes ${have}-`)) {
+        res.body.resume();
+        throw new HttpError(502, 'BAD_RANGE_REPLY', `unexpected Content-Range ${res.headers['content-range']}`);
+      }
+      if (res.status === 206 && result.resumedFrom === 0) result.resumedFrom = have;
+      fh = await open(part, have === 0 ? 'w' : 'a');
+      try {
+        for await (const chunk of res.body) {
+          const b = chunk as Buffer;
+          await fh.write(b);
+          result.transferred += b.length;
+          this.opts.onBytes?.(b.length);
+        }
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    }
+    const size = (await stat(part)).size;
+    if (size !== f.size) {
+      if (size > f.size) await rm(part, { force: true });
+      throw Object.assign(new Error(`${f.path}: got ${size} of ${f.size} bytes`), { code: 'ECONNRESET' }); // transient: resume
+    }
+    const sum = await sha256File(part);
+    if (sum !== f.checksum) {
+      await rm(part, { force: true });
+      throw new IntegrityError(`${f.path}: downloaded content has sha256 ${sum}, expected ${f.checksum}`);
+    }
+  }
+
+  /**
+   * Download `f` to the local path `dest` (replacing what is there).
+   * Retries transient failures (resuming), honours 429 (client), throws
+   * FreeSpaceError, SupersededError, IntegrityError (after one fresh retry).
+   */
+  async download(f: RemoteFile, dest: string): Promise<DownloadResult> {
+    const part = this.partialPath(f);
+    await mkdir(path.dirname(part), { recursive: true });
+    const result: DownloadResult = { transferred: 0, resumedFrom: 0 };
+    let integrityFailures = 0;
+    await this.opts.client.withRetries(`download ${f.path}`, async () => {
+      try {
+        await this.attempt(f, part, result);
+      } catch (err) {
+        if (err instanceof IntegrityError && ++integrityFailures < 2) throw Object.assign(err, { code: 'ECONNRESET' });
+        throw err;
+      }
+    });
+    await chmod(part, f.mode & 0o7777);
+    const mtime = f.mtimeUs / 1e6;
+    await utimes(part, mtime, mtime);
+    await mkdir(path.dirname(dest), { recursive: true });
+    await rename(part, dest);
+    await fsyncDir(path.dirname(dest));
+    return result;
+  }
+}
