@@ -155,6 +155,14 @@ export async function recordCopy(store: MetaStore, fileId: number, nodeId: numbe
   });
 }
 
+/**
+ * Drop every claim on copies to `nodeId`: called by a run that holds the
+ * node's advisory lock, so any such claim belongs to a run that died.
+ */
+export async function releaseNodeClaims(db: Queryable, nodeId: number): Promise<number> {
+  return (await db.query('DELETE FROM copy_claims WHERE node_id = $1 RETURNING 1', [nodeId])).length;
+}
+
 /** Drop expired claims (crashed runs). */
 export async function expireClaims(db: Queryable): Promise<number> {
   const rows = await db.query('DELETE FROM copy_claims WHERE expires_at <= now() RETURNING 1');

@@ -242,3 +242,12 @@ export async function liveFileIds(db: Queryable, afterId: number, limit: number)
 export async function pendingDeletesByNode(db: Queryable): Promise<{ nodeId: number; n: number }[]> {
   return db.query<{ nodeId: number; n: number }>(`SELECT node_id AS "nodeId", count(*)::int AS n FROM node_work GROUP BY node_id`);
 }
+
+/**
+ * Record a node's space and liveness (its replicator's heartbeat). Same as
+ * nodes.heartbeat(), with typed parameters (that one's `LEAST($3, $2)` makes
+ * PostgreSQL deduce inconsistent types for $2).
+ */
+export async function writeNodeHeartbeat(db: Queryable, name: string, capacityBytes: number, freeBytes: number): Promise<void> {
+  await db.query('UPDATE nodes SET capacity_bytes = $2::bigint, free_bytes = LEAST($3::bigint, $2::bigint), heartbeat_at = now() WHERE name = $1', [name, capacityBytes, freeBytes]);
+}

@@ -19,11 +19,10 @@ import type { ReplicatorContext } from './context.js';
 import { refreshNode } from './context.js';
 import { plan, type PlacementNode } from './placement.js';
 import { rank } from './rendezvous.js';
-import { heartbeat } from '../meta/nodes.js';
-import { placementNodes, dropReplica, type DropReason } from '../meta/replicas.js';
+import { placementNodes, dropReplica, writeNodeHeartbeat, type DropReason } from '../meta/replicas.js';
 import {
   claimCopy, clearOverReplicated, deferQueued, dueWork, enqueue, expireClaims, finishNodeWork, markOverReplicated, nodeWork,
-  overReplicated, pathTakenOnNode, recordCopy, releaseClaim, removeQueued, renewClaim, workFiles, type QueueCursor, type WorkFile,
+  overReplicated, pathTakenOnNode, recordCopy, releaseClaim, releaseNodeClaims, removeQueued, renewClaim, workFiles, type QueueCursor, type WorkFile,
 } from '../meta/queue.js';
 import { recordProblem, resolveProblems } from '../meta/problems.js';
 import { copyVerified, SourceMismatchError } from '../storage/copy.js';
@@ -76,7 +75,7 @@ export async function writeHeartbeat(ctx: ReplicatorContext): Promise<{ capacity
   const s = await statfs(ctx.root);
   const capacity = s.blocks * s.bsize;
   const free = s.bavail * s.bsize;
-  await heartbeat(ctx.store, ctx.node.name, capacity, free);
+  await writeNodeHeartbeat(ctx.store, ctx.node.name, capacity, free);
   return { capacity, free };
 }
 
@@ -122,6 +121,8 @@ export async function replicate(ctx: ReplicatorContext, opts: ReplicateOptions =
     await refreshNode(ctx);
     const space = await writeHeartbeat(ctx);
     await expireClaims(ctx.store);
+    // we hold the node's lock: claims on copies to this node are a crashed run's
+    await releaseNodeClaims(ctx.store, ctx.node.id);
     await applyNodeWork(ctx, stats);
     await processQueue(ctx, stats, opts, space.free, started);
     if (opts.trim) await trimOverReplicated(ctx, stats);

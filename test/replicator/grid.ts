@@ -6,6 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, writeFile, lstat } from 'node:fs/promises';
 import path from 'node:path';
+import type { Test } from 'tap';
 import { createTestDatabase, scratchDir, writeConfig } from '../helpers/db.js';
 import { cli, type CliResult } from '../helpers/cli.js';
 import { MetaStore } from '../../src/meta/store.js';
@@ -136,3 +137,29 @@ export async function replicaState(store: MetaStore): Promise<ReplicaState[]> {
       WHERE f.deleted_at IS NULL AND f.kind = 'file' GROUP BY f.id ORDER BY f.path`,
   );
 }
+
+/** Run replicate on every node at once, round after round, until a round changes nothing. */
+export async function settle(g: Grid, nodes: string[], extra: string[] = [], maxRounds = 8): Promise<number> {
+  for (let round = 1; round <= maxRounds; round++) {
+    const results = await Promise.all(nodes.map((n) => g.run(n, ['replicator', 'replicate', ...extra])));
+    for (const r of results) if (r.code !== 0) throw new Error(`replicate failed: ${r.stdout}${r.stderr}`);
+    const moved = results.some((r) => !/0 copied .* 0 removed, 0 deletes and 0 renames applied/.test(r.stdout));
+    const queued = (await g.store.query<{ n: number }>('SELECT count(*)::int AS n FROM replication_queue WHERE not_before <= now()'))[0]!.n;
+    if (!moved && queued === 0) return round;
+  }
+  throw new Error('replication did not settle');
+}
+
+/** Every node folder holds exactly its replicas, with the right bytes, and no leftovers. */
+export async function assertDisksMatchMetadata(t: Test, g: Grid): Promise<void> {
+  const rows = await g.store.query<{ node: string; path: string; checksum: string }>(
+    `SELECT n.name AS node, r.path, f.checksum FROM replicas r JOIN files f ON f.id = r.file_id JOIN nodes n ON n.id = r.node_id
+      WHERE f.deleted_at IS NULL AND r.version = f.version ORDER BY 1, 2`,
+  );
+  for (const [name, root] of Object.entries(g.roots)) {
+    const want = Object.fromEntries(rows.filter((r) => r.node === name).map((r) => [r.path, r.checksum]));
+    t.same(await listTree(root), want, `${name} holds exactly its replicas, intact, no temp files`);
+  }
+}
+
+
