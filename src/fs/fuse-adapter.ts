@@ -1,0 +1,174 @@
+/**
+ * The only module that touches fuse-native. It wraps the binding once:
+ * handlers are the async operations of ops/ (return a value or throw); this
+ * adapter turns them into fuse-native's callbacks, maps errors through
+ * toErrno, logs each operation in one place, and mounts/unmounts.
+ *
+ * fuse-native 2.2.6 facts this relies on:
+ * - its options are tested for truthiness (attrTimeout: 0 is dropped) and it
+ *   has no switch for big_writes: extra options ride on the fsname string,
+ *   which it joins into the -o list unchanged;
+ * - every operation has its own time-out (default 15 s), set from
+ *   mount.opTimeoutSec, longer than storage.timeoutMs so a read can fail over;
+ * - read/write answer with a byte count (or -errno) as the first argument;
+ * - fgetattr is routed to getattr; utimens passes atime twice (mtime lost):
+ *   see README "The mount".
+ */
+import { createRequire } from 'node:module';
+import { execFile } from 'node:child_process';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from '../util/log.js';
+import { toErrno } from './errors.js';
+import type { GridFs } from './grid-fs.js';
+import { OPS } from './ops/index.js';
+
+interface FuseInstance {
+  mount(cb: (err: Error | null) => void): void;
+  unmount(cb: (err: Error | null) => void): void;
+}
+type FuseCtor = new (mnt: string, ops: Record<string, (...args: any[]) => void>, opts: Record<string, unknown>) => FuseInstance;
+
+const require = createRequire(import.meta.url);
+
+export interface MountOptions {
+  mountpoint: string;
+  allowOther: boolean;
+  attrTimeoutSec: number;
+  opTimeoutSec: number;
+  /** extra -o options passed to FUSE as they are */
+  extra?: string[];
+  debug?: boolean;
+}
+
+export interface Mounted {
+  mountpoint: string;
+  /** the -o option string given to FUSE */
+  options: string;
+  unmount(): Promise<void>;
+  /** resolves when the mount disappears (fusermount -u from outside, or unmount()) */
+  gone: Promise<void>;
+}
+
+/** fuse-native handlers for the op table. */
+export function fuseHandlers(fs: GridFs, log: Logger): Record<string, (...args: any[]) => void> {
+  const handlers: Record<string, (...args: any[]) => void> = {};
+  const debug = log.isLevelEnabled('debug');
+  for (const op of OPS) {
+    handlers[op.name] = (...args: any[]) => {
+      const cb = args.pop() as (...r: unknown[]) => void;
+      const started = debug ? performance.now() : 0;
+      op.run(fs, ...args).then(
+        (result) => {
+          if (debug) log.debug({ op: op.name, args: args.filter((a) => !Buffer.isBuffer(a)), ms: +(performance.now() - started).toFixed(2) }, 'op');
+          switch (op.reply) {
+            case 'none':
+              return cb(0);
+            case 'bytes':
+              return cb(result as number);
+            case 'names':
+              return cb(0, result);
+            case 'value':
+              return cb(0, result);
+          }
+        },
+        (err: unknown) => {
+          const errno = toErrno(err, log, { op: op.name, args: args.filter((a) => !Buffer.isBuffer(a)) });
+          if (debug) log.debug({ op: op.name, args: args.filter((a) => !Buffer.isBuffer(a)), errno, ms: +(performance.now() - started).toFixed(2) }, 'op failed');
+          cb(-errno);
+        },
+      );
+    };
+  }
+  return handlers;
+}
+
+function run(cmd: string, args: string[]): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, (err, _stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr: String(stderr) }));
+  });
+}
+
+/** True when the mountpoint is listed in /proc/mounts. */
+export async function isMounted(mountpoint: string): Promise<boolean> {
+  const text = await fsp.readFile('/proc/mounts', 'utf8').catch(() => '');
+  const want = path.resolve(mountpoint).replace(/ /g, '\\040');
+  return text.split('\n').some((l) => l.split(' ')[1] === want);
+}
+
+/**
+ * Detect a stale mount (left by a crashed mount process: ENOTCONN) and
+ * clear it with `fusermount -uz`. Returns true when one was cleared;
+ * throws when a live file system is mounted there.
+ */
+export async function clearStaleMount(mountpoint: string, log: Logger): Promise<boolean> {
+  const mnt = path.resolve(mountpoint);
+  const st = await fsp.stat(mnt).then(
+    () => null,
+    (err: NodeJS.ErrnoException) => err.code ?? 'EIO',
+  );
+  if (st === 'ENOTCONN' || st === 'ECONNABORTED' || (st === null && (await isMounted(mnt)) && (await fsp.readdir(mnt).then(() => false, (e: NodeJS.ErrnoException) => e.code === 'ENOTCONN')))) {
+    log.warn({ mountpoint: mnt }, 'stale mount found (its process died): clearing it');
+    const r = await run('fusermount', ['-uz', mnt]);
+    if (r.code !== 0) await run('umount', ['-l', mnt]);
+    return true;
+  }
+  if (st === null && (await isMounted(mnt))) throw Object.assign(new Error(`${mnt} is already mounted (unmount it first: fusermount -u ${mnt})`), { code: 'EBUSY' });
+  return false;
+}
+
+/** The -o option list: fuse-native's own options cannot express all of these (see the module comment). */
+export function fuseOptionString(o: MountOptions): string {
+  const t = String(o.attrTimeoutSec);
+  return ['geogridfs', 'big_writes', `attr_timeout=${t}`, `entry_timeout=${t}`, 'negative_timeout=0', ...(o.extra ?? [])].join(',');
+}
+
+/** Mount `fs` at the mountpoint (created if missing; a stale mount is cleared first). */
+export async function mountFuse(fs: GridFs, o: MountOptions, log: Logger): Promise<Mounted> {
+  const Fuse = require('fuse-native') as FuseCtor;
+  const mnt = path.resolve(o.mountpoint);
+  await fsp.mkdir(mnt, { recursive: true }).catch(() => undefined);
+  await clearStaleMount(mnt, log);
+  const fsname = fuseOptionString(o);
+  const fuse = new Fuse(mnt, fuseHandlers(fs, log), {
+    fsname,
+    subtype: 'geogridfs',
+    allowOther: o.allowOther,
+    defaultPermissions: true,
+    timeout: o.opTimeoutSec * 1000,
+    debug: o.debug ?? false,
+  });
+  await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
+  let unmounted = false;
+  let resolveGone!: () => void;
+  const gone = new Promise<void>((r) => (resolveGone = r));
+  const poll = setInterval(() => {
+    void isMounted(mnt).then((m) => {
+      if (!m && !unmounted) {
+        unmounted = true;
+        clearInterval(poll);
+        log.info({ mountpoint: mnt }, 'unmounted from outside (fusermount -u)');
+        resolveGone();
+      }
+    });
+  }, 1000);
+  poll.unref();
+  return {
+    mountpoint: mnt,
+    options: fsname,
+    gone,
+    unmount: async () => {
+      clearInterval(poll);
+      if (!unmounted) {
+        unmounted = true;
+        await new Promise<void>((resolve) =>
+          fuse.unmount((err) => {
+            if (err) log.warn({ err: err.message }, 'unmount reported an error');
+            resolve();
+          }),
+        );
+      }
+      resolveGone();
+    },
+  };
+}

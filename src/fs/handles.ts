@@ -1,0 +1,95 @@
+/**
+ * Open file handles of one mount. A reader holds the ordered replicas it may
+ * fail over to; a writer holds one node's file, the streaming checksum and
+ * the attributes it will register on flush/release.
+ */
+import type { Hash } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
+import type { StorageNode } from '../storage/node-io.js';
+import type { ReadCandidate } from './policies/index.js';
+
+export interface ReadHandle {
+  kind: 'read';
+  path: string;
+  candidates: ReadCandidate[];
+  /** index in `candidates` of the replica being read */
+  index: number;
+  fh: FileHandle | null;
+}
+
+export interface WriteHandle {
+  kind: 'write';
+  path: string;
+  node: StorageNode;
+  /** where the bytes sit on the node (differs from `path` only for a pending rename) */
+  nodePath: string;
+  fh: FileHandle;
+  /** sha256 of bytes [0, seqOffset) while writes were sequential from 0; null = recompute on commit */
+  hash: Hash | null;
+  seqOffset: number;
+  size: number;
+  /** changed since the last commit */
+  dirty: boolean;
+  /** unlinked while open: never register it */
+  unlinked: boolean;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtimeMs: number;
+  atimeMs: number;
+}
+
+export type Handle = ReadHandle | WriteHandle;
+
+export class HandleTable {
+  private readonly handles = new Map<number, Handle>();
+  private next = 1;
+
+  add(h: Handle): number {
+    while (this.handles.has(this.next) || this.next === 0) this.next = (this.next + 1) >>> 0;
+    const fd = this.next;
+    this.next = (this.next + 1) >>> 0;
+    this.handles.set(fd, h);
+    return fd;
+  }
+
+  get(fd: number): Handle | undefined {
+    return this.handles.get(fd);
+  }
+
+  remove(fd: number): void {
+    this.handles.delete(fd);
+  }
+
+  get size(): number {
+    return this.handles.size;
+  }
+
+  all(): Handle[] {
+    return [...this.handles.values()];
+  }
+
+  /** Writers open on exactly this path, newest last. */
+  writers(vpath: string): WriteHandle[] {
+    const out: WriteHandle[] = [];
+    for (const h of this.handles.values()) if (h.kind === 'write' && h.path === vpath) out.push(h);
+    return out;
+  }
+
+  /** Follow a rename: handles on `from` or below it move to `to`. */
+  rename(from: string, to: string): void {
+    for (const h of this.handles.values()) {
+      if (h.path === from) h.path = to;
+      else if (h.path.startsWith(from + '/')) h.path = to + h.path.slice(from.length);
+      if (h.kind === 'write') {
+        if (h.nodePath === from) h.nodePath = to;
+        else if (h.nodePath.startsWith(from + '/')) h.nodePath = to + h.nodePath.slice(from.length);
+      }
+    }
+  }
+
+  /** The file was unlinked: writers keep their bytes but never register them. */
+  unlinked(vpath: string): void {
+    for (const h of this.handles.values()) if (h.kind === 'write' && h.path === vpath) h.unlinked = true;
+  }
+}

@@ -1,0 +1,5 @@
+/** mkdir(path, mode) */
+import { defineOp } from './types.js';
+import { vp } from './path.js';
+
+export const mkdir = defineOp({ name: 'mkdir', reply: 'none', run: (fs, path: string, mode: number) => fs.mkdir(vp(path), mode) });
