@@ -8,7 +8,9 @@ import { backupNodeCommand } from './backup-node.js';
 import { classesCommand } from './classes.js';
 import { statusCommand } from './status.js';
 import { doctorCommand } from './doctor.js';
+import { mountCommand } from './mount.js';
+import { upCommand } from './up.js';
 import { apiCommand } from './api.js';
 import { backupCommand } from './backup.js';
 
-export const COMMANDS: Command<any>[] = [dbCommand, nodeCommand, backupNodeCommand, classesCommand, statusCommand, doctorCommand, apiCommand, backupCommand];
+export const COMMANDS: Command<any>[] = [dbCommand, nodeCommand, backupNodeCommand, classesCommand, statusCommand, doctorCommand, mountCommand, upCommand, apiCommand, backupCommand];
