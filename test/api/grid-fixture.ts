@@ -48,7 +48,15 @@ export interface Grid {
 
 export const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
-export async function makeGrid(t: Tap, opts: { nodes?: string[]; config?: Partial<ConfigInput>; backupNode?: string } = {}): Promise<Grid> {
+export interface GridOptions {
+  nodes?: string[];
+  config?: Partial<ConfigInput>;
+  backupNode?: string;
+  /** where the API server sees each node (default: the node folders themselves), e.g. a FUSE mount in front of one */
+  serveNodes?: (nodes: Record<string, string>, dir: string) => Promise<Record<string, string>>;
+}
+
+export async function makeGrid(t: Tap, opts: GridOptions = {}): Promise<Grid> {
   const { store, url } = await testStore(t);
   const dir = await scratchDir('grid-');
   const names = opts.nodes ?? ['n1', 'n2'];
@@ -59,7 +67,8 @@ export async function makeGrid(t: Tap, opts: { nodes?: string[]; config?: Partia
   }
   const nodeRows = await ensureNodes(store, names);
   const nodeId = (n: string) => nodeRows.find((r) => r.name === n)!.id;
-  const config = validateConfig({ dataDir: path.join(dir, 'data'), database: { url }, nodes, storage: { timeoutMs: 2000 }, ...(opts.config ?? {}) }, '(test)');
+  const served = opts.serveNodes ? await opts.serveNodes(nodes, dir) : nodes;
+  const config = validateConfig({ dataDir: path.join(dir, 'data'), database: { url }, nodes: served, storage: { timeoutMs: 2000 }, ...(opts.config ?? {}) }, '(test)');
   let logged = '';
   const sink = new Writable({
     write(chunk, _enc, cb) {
