@@ -12,5 +12,7 @@ import { mountCommand } from './mount.js';
 import { upCommand } from './up.js';
 import { apiCommand } from './api.js';
 import { backupCommand } from './backup.js';
+import { replicatorCommand } from './replicator.js';
+import { fsckCommand } from './fsck.js';
 
-export const COMMANDS: Command<any>[] = [dbCommand, nodeCommand, backupNodeCommand, classesCommand, statusCommand, doctorCommand, mountCommand, upCommand, apiCommand, backupCommand];
+export const COMMANDS: Command<any>[] = [dbCommand, nodeCommand, backupNodeCommand, classesCommand, statusCommand, doctorCommand, mountCommand, upCommand, apiCommand, backupCommand, replicatorCommand, fsckCommand];
