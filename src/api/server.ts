@@ -112,8 +112,7 @@ export async function buildApiServer(opts: { store: MetaStore; config: Config; l
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
     const started = performance.now();
     reply.raw.once('close', () => {
-      const len = Number(reply.raw.getHeader('content-length') ?? 0);
-      const bytes = req.sentBytes ?? (reply.raw.writableFinished && Number.isFinite(len) ? len : 0);
+      const bytes = req.sentBytes ?? 0;
       const route = req.routeOptions.url ?? 'unmatched';
       const entry = {
         at: new Date(),
@@ -128,6 +127,15 @@ export async function buildApiServer(opts: { store: MetaStore; config: Config; l
       ctx.requestLog.add(entry);
       log.debug({ method: entry.method, route, status: entry.status, bytes, ms: Math.round(entry.durationMs), who: req.backupNode?.name }, 'request');
     });
+  });
+
+  // body bytes of non-stream responses (streams count their own)
+  app.addHook('onSend', async (req: FastifyRequest, _reply: FastifyReply, payload: unknown) => {
+    if (req.sentBytes === null) {
+      if (typeof payload === 'string') req.sentBytes = Buffer.byteLength(payload);
+      else if (Buffer.isBuffer(payload)) req.sentBytes = payload.length;
+    }
+    return payload;
   });
 
   // Authentication per route: config.auth = backup | viewer | none.
