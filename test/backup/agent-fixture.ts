@@ -60,11 +60,12 @@ export interface RunOpts {
   concurrency?: number;
   pageSize?: number;
   maxRetryAfterSec?: number;
+  caFile?: string;
 }
 
 /** One `backup replicate` run in-process; returns its summary and the requests it sent. */
 export async function runAgent(g: Grid, folder: string, o: RunOpts = {}): Promise<ReplicateSummary & { requests: number }> {
-  const client = new ApiClient({ urls: o.urls ?? [g.base], token: g.token, backoffMs: 20, maxRetryAfterSec: o.maxRetryAfterSec ?? 5 });
+  const client = new ApiClient({ urls: o.urls ?? [g.base], token: g.token, backoffMs: 20, maxRetryAfterSec: o.maxRetryAfterSec ?? 5, caFile: o.caFile });
   try {
     const r = new Replicator({ client, folder, deletion: o.deletion ?? 'trash', concurrency: o.concurrency ?? 4, minFreeBytes: o.minFreeBytes ?? 0, ...(o.pageSize ? { pageSize: o.pageSize } : {}) });
     const s = await r.run();
