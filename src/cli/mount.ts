@@ -170,6 +170,16 @@ export async function rerunWithThreadPool(config: Config, args: string[], io: Cl
   return 0;
 }
 
+/**
+ * A mount process must not die on a stray error: the kernel would be left
+ * with a dead mount (ENOTCONN) for every user of it. Log and keep serving.
+ */
+export function guardProcess(log: Logger): void {
+  if (process.listenerCount('uncaughtException') > 0) return;
+  process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception (kept running)'));
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection (kept running)'));
+}
+
 function tellParent(msg: { ready?: boolean; error?: string }): void {
   if (process.env.GEOGRIDFS_READY_IPC && process.send) {
     process.send(msg);
@@ -205,6 +215,7 @@ export const mountCommand = defineCommand<MountArgs>({
       return rerunWithThreadPool(config, childArgs, io, { background, logFile: path.join(config.dataDir, 'logs', `mount-${id}.log`) });
     }
     const log = loggerFor(config, args, io, 'mount');
+    guardProcess(log);
     let running: RunningMount;
     try {
       running = await startMount(config, mountpoint, log, parsed.extra);

@@ -19,7 +19,7 @@ import { ensureNodes } from '../meta/nodes.js';
 import type { Logger } from '../util/log.js';
 import { defineCommand } from './command.js';
 import { configFor, loggerFor, print, type CliIo, type GlobalArgs } from './context.js';
-import { rerunWithThreadPool, startMount, threadPoolReady, untilStopped } from './mount.js';
+import { guardProcess, rerunWithThreadPool, startMount, threadPoolReady, untilStopped } from './mount.js';
 
 /** What a service of `up` gets. */
 export interface UpContext {
@@ -82,6 +82,7 @@ export const upCommand = defineCommand<GlobalArgs & { mountpoint?: string }>({
       return rerunWithThreadPool(config, childArgs, io, { background: false });
     }
     const log = loggerFor(config, args, io, 'up');
+    guardProcess(log);
     const embedded = config.database.url ? null : await ensureEmbedded(config.dataDir);
     const store = await MetaStore.open(config, { log, applicationName: 'geogridfs-up', poolSize: Math.max(config.database.poolSize, 4) });
     const running: { name: string; stop(): Promise<void> }[] = [];

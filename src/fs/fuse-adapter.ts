@@ -58,7 +58,8 @@ export function fuseHandlers(fs: GridFs, log: Logger): Record<string, (...args: 
     handlers[op.name] = (...args: any[]) => {
       const cb = args.pop() as (...r: unknown[]) => void;
       const started = debug ? performance.now() : 0;
-      op.run(fs, ...args).then(
+      // async wrapper: a synchronous throw (a bad path) becomes an errno, never a crash
+      (async () => op.run(fs, ...args))().then(
         (result) => {
           if (debug) log.debug({ op: op.name, args: args.filter((a) => !Buffer.isBuffer(a)), ms: +(performance.now() - started).toFixed(2) }, 'op');
           switch (op.reply) {
