@@ -1,0 +1,200 @@
+/**
+ * The GeoGridFS side of the bench: three node folders, an embedded
+ * PostgreSQL under the scratch folder, config files for each role, the mount
+ * process, and direct SQL for generated metadata loads. Everything it starts
+ * is registered for clean-up.
+ */
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { check, childEnv, GEOGRIDFS_BIN, run, startDaemon, stopDaemon, sleep, type Daemon, type RunOptions, type RunResult } from './proc.js';
+import { mountsUnder, onCleanup, unmount } from './cleanup.js';
+import { ensureEmbedded } from '../../src/embedded/server.js';
+import { MetaStore } from '../../src/meta/store.js';
+
+/** GeoGridFS features the bench uses, and whether this build has them. */
+export interface Features {
+  mount: boolean;
+  walk: boolean;
+  replicate: boolean;
+  api: boolean;
+  backup: boolean;
+}
+
+const FEATURE_COMMAND: Record<keyof Features, string> = {
+  mount: 'mount',
+  walk: 'replicator walk',
+  replicate: 'replicator replicate',
+  api: 'api',
+  backup: 'backup replicate',
+};
+
+export const NODE_NAMES = ['n1', 'n2', 'n3'] as const;
+
+export class GeoGridFS {
+  readonly root: string;
+  readonly dataDir: string;
+  readonly nodes: Record<string, string>;
+  readonly mountPoint: string;
+  readonly configDir: string;
+  features: Features = { mount: false, walk: false, replicate: false, api: false, backup: false };
+  apiPort = 0;
+  private mountDaemon: Daemon | null = null;
+  private unmountNow: (() => Promise<void>) | null = null;
+  private storeP: Promise<MetaStore> | null = null;
+  private mounts = 0;
+  /** why the mount is unavailable although the command exists */
+  mountError: string | null = null;
+
+  constructor(scratch: string) {
+    this.root = path.join(scratch, 'geogridfs');
+    this.dataDir = path.join(this.root, 'data');
+    this.nodes = Object.fromEntries(NODE_NAMES.map((n) => [n, path.join(this.root, 'nodes', n)]));
+    this.mountPoint = path.join(this.root, 'mnt');
+    this.configDir = path.join(this.root, 'config');
+  }
+
+  /** Why a feature cannot be measured ("not implemented: ..." or "failed: ..."), or null when it can. */
+  unavailable(...needs: (keyof Features)[]): string | null {
+    for (const f of needs) {
+      if (f === 'mount' && this.mountError) return `failed: mount did not come up: ${this.mountError}`.slice(0, 160);
+      if (!this.features[f]) return `not implemented: no \`geogridfs ${FEATURE_COMMAND[f]}\` in this build`;
+    }
+    return null;
+  }
+
+  /** The config object every role shares; `extra` adds/overrides top-level keys. */
+  configBody(extra: Record<string, unknown> = {}): Record<string, unknown> {
+    return {
+      dataDir: this.dataDir,
+      nodes: this.nodes,
+      classes: [
+        { name: 'replicated', pattern: 'rep/**', replicaTarget: 2, backupTarget: 0 },
+        { name: 'backed-up', pattern: 'bk/**', replicaTarget: 1, backupTarget: 1 },
+        { name: 'hourly', pattern: 'hourly/**', replicaTarget: 1, backupTarget: 1 },
+        { name: 'default', pattern: '**', replicaTarget: 1, backupTarget: 0 },
+      ],
+      api: { host: '127.0.0.1', port: this.apiPort },
+      replicator: { minFreeBytes: 0, budgetSec: 3600 },
+      log: { level: 'warn', format: 'json' },
+      ...extra,
+    };
+  }
+
+  /** Write config file `name`.ts and return its path. */
+  async writeConfig(name: string, extra: Record<string, unknown> = {}): Promise<string> {
+    const file = path.join(this.configDir, `${name}.ts`);
+    await writeFile(file, `// written by the bench\nconst config = ${JSON.stringify(this.configBody(extra), null, 2)};\nexport default config;\n`);
+    return file;
+  }
+
+  configPath(name = 'main'): string {
+    return path.join(this.configDir, `${name}.ts`);
+  }
+
+  /** Run `geogridfs ARGS --config <name>`. */
+  cli(args: string[], config = 'main', opts: RunOptions = {}): Promise<RunResult> {
+    return run(process.execPath, [GEOGRIDFS_BIN, ...args, '--config', this.configPath(config)], { env: childEnv(), timeoutMs: 600_000, ...opts });
+  }
+
+  async mustCli(args: string[], config = 'main', opts: RunOptions = {}): Promise<RunResult> {
+    return check(await this.cli(args, config, opts), `geogridfs ${args.join(' ')}`);
+  }
+
+  /** Does this build have the command (its --help succeeds)? */
+  async hasCommand(words: string[]): Promise<boolean> {
+    const r = await run(process.execPath, [GEOGRIDFS_BIN, ...words, '--help'], { env: childEnv(), timeoutMs: 60_000 });
+    // an unknown command prints the general help (also with exit 0): look for the command's own usage line
+    return r.code === 0 && r.stdout.trimStart().startsWith(`geogridfs ${words.join(' ')}`);
+  }
+
+  /** Create folders and configs, start and migrate the database, register the nodes, detect features. */
+  async setup(apiPort: number): Promise<void> {
+    this.apiPort = apiPort;
+    // PostgreSQL runs as an unprivileged user when we are root: it must be able to enter these
+    for (const d of [this.root, this.dataDir, this.configDir, path.join(this.root, 'nodes'), ...Object.values(this.nodes), this.mountPoint]) {
+      await mkdir(d, { recursive: true, mode: 0o755 });
+      await chmod(d, 0o755);
+    }
+    await this.writeConfig('main');
+    for (const n of NODE_NAMES) await this.writeConfig(n, { host: { node: n } });
+    onCleanup('stop embedded PostgreSQL', async () => {
+      await this.closeStore();
+      const r = await this.cli(['db', 'stop'], 'main', { timeoutMs: 90_000 });
+      if (r.code !== 0) throw new Error(`geogridfs db stop: ${r.stderr.trim()}`);
+    });
+    await this.mustCli(['db', 'migrate']);
+    for (const n of NODE_NAMES) await this.mustCli(['node', 'add', n]);
+    const [mount, walk, replicate, api, backup] = await Promise.all([
+      this.hasCommand(['mount']),
+      this.hasCommand(['replicator', 'walk']),
+      this.hasCommand(['replicator', 'replicate']),
+      this.hasCommand(['api']),
+      this.hasCommand(['backup', 'replicate']),
+    ]);
+    this.features = { mount, walk, replicate, api, backup };
+  }
+
+  /** A pool on the bench's database (for generated loads and EXPLAIN). */
+  store(): Promise<MetaStore> {
+    this.storeP ??= ensureEmbedded(this.dataDir).then((info) => MetaStore.connect(info.url, { poolSize: 2, statementTimeoutMs: 3_600_000 }));
+    return this.storeP;
+  }
+
+  async closeStore(): Promise<void> {
+    if (!this.storeP) return;
+    const p = this.storeP;
+    this.storeP = null;
+    await (await p.catch(() => null))?.close();
+  }
+
+  async postgresVersion(): Promise<string> {
+    const rows = await (await this.store()).query<{ server_version: string }>('SHOW server_version');
+    return rows[0]?.server_version ?? 'unknown';
+  }
+
+  /** pid of the mount process (for RSS), or null. */
+  mountPid(): number | null {
+    return this.mountDaemon?.child.pid ?? null;
+  }
+
+  /** Start `geogridfs mount -f` (a foreground child: its pid is the mount's) and wait until the kernel shows the mount. */
+  async mount(config = 'main', extraArgs: string[] = []): Promise<void> {
+    if (this.mountDaemon) throw new Error('already mounted');
+    const logFile = path.join(this.root, `mount-${++this.mounts}.log`);
+    const d = startDaemon(process.execPath, [GEOGRIDFS_BIN, 'mount', '-f', this.mountPoint, '--config', this.configPath(config), ...extraArgs], { env: childEnv(), logFile });
+    this.mountDaemon = d;
+    this.unmountNow = onCleanup('unmount GeoGridFS', () => this.stopMount());
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if ((await mountsUnder(this.mountPoint)).includes(this.mountPoint)) break;
+      if (d.child.exitCode !== null || d.child.signalCode !== null || Date.now() > deadline) {
+        const out = d.output().trim().split('\n').slice(-15).join('\n');
+        await this.unmount();
+        throw new Error(`geogridfs mount did not come up (exit ${d.child.exitCode ?? d.child.signalCode ?? 'timeout'}):\n${out}`);
+      }
+      await sleep(100);
+    }
+  }
+
+  private async stopMount(): Promise<void> {
+    const d = this.mountDaemon;
+    this.mountDaemon = null;
+    if (d) {
+      // SIGTERM lets the mount flush and unmount itself; fusermount -uz is the fallback
+      await stopDaemon(d, 15_000);
+    }
+    await unmount(this.mountPoint);
+  }
+
+  async unmount(): Promise<void> {
+    const f = this.unmountNow;
+    this.unmountNow = null;
+    if (f) await f();
+    else await this.stopMount();
+  }
+
+  /** The mount's recent output (for error messages). */
+  mountOutput(): string {
+    return this.mountDaemon?.output() ?? '';
+  }
+}
