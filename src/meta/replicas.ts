@@ -251,3 +251,41 @@ export async function pendingDeletesByNode(db: Queryable): Promise<{ nodeId: num
 export async function writeNodeHeartbeat(db: Queryable, name: string, capacityBytes: number, freeBytes: number): Promise<void> {
   await db.query('UPDATE nodes SET capacity_bytes = $2::bigint, free_bytes = LEAST($3::bigint, $2::bigint), heartbeat_at = now() WHERE name = $1', [name, capacityBytes, freeBytes]);
 }
+
+export interface NewFile {
+  path: string;
+  folderId: number;
+  size: number;
+  checksum: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  atimeUs: number;
+  mtimeUs: number;
+  class: string;
+  replicaTarget: number;
+  backupTarget: number;
+}
+
+/**
+ * Register files unknown to metadata in two statements (walk's bulk path):
+ * insert those whose path is free (no live file, no folder), then record
+ * `nodeId`'s current replica of each. Returns the paths registered; the
+ * others (taken meanwhile) are for the caller to compare one by one.
+ */
+export async function registerNewFiles(db: Queryable, nodeId: number, rows: readonly NewFile[]): Promise<Set<string>> {
+  if (!rows.length) return new Set();
+  const col = <K extends keyof NewFile>(k: K) => rows.map((r) => r[k]);
+  const created = await db.query<{ id: number; path: string; version: number }>(
+    `INSERT INTO files (path, folder_id, kind, size, checksum, mode, uid, gid, atime_us, mtime_us, ctime_us, class, replica_target, backup_target)
+     SELECT u.p, u.fo, 'file', u.s, u.c, u.m, u.ui, u.gi, u.at, u.mt, (extract(epoch FROM clock_timestamp()) * 1e6)::bigint, u.cl, u.rt, u.bt
+       FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::int[], $6::int[], $7::int[], $8::bigint[], $9::bigint[], $10::text[], $11::int[], $12::int[])
+            AS u(p, fo, s, c, m, ui, gi, at, mt, cl, rt, bt)
+      WHERE NOT EXISTS (SELECT 1 FROM folders d WHERE d.path = u.p COLLATE "C")
+     ON CONFLICT (path) WHERE deleted_at IS NULL DO NOTHING
+     RETURNING id, path, version`,
+    [col('path'), col('folderId'), col('size'), col('checksum'), col('mode'), col('uid'), col('gid'), col('atimeUs'), col('mtimeUs'), col('class'), col('replicaTarget'), col('backupTarget')],
+  );
+  await addReplicas(db, created.map((c) => ({ fileId: c.id, nodeId, version: c.version, path: c.path })));
+  return new Set(created.map((c) => c.path));
+}

@@ -17,14 +17,17 @@
  * - Results are written in batches of one transaction each.
  */
 import { lstat, opendir } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import PQueue from 'p-queue';
 import path from 'node:path';
 import type { ReplicatorContext } from './context.js';
 import { commitFileVersion, ensureFolder, getFolder } from '../meta/files.js';
-import { attachMatching, cacheWalkHashes, forgetWalkHashes, localPathInfo, type LocalPathInfo } from '../meta/replicas.js';
+import { attachMatching, cacheWalkHashes, forgetWalkHashes, localPathInfo, registerNewFiles, type LocalPathInfo } from '../meta/replicas.js';
 import { recordProblem } from '../meta/problems.js';
 import { isReservedName } from '../storage/copy.js';
+import type { HashResult } from '../storage/hash.js';
 import { makeClassifier } from '../util/classify.js';
-import { joinVirtual, normalizeVirtualPath, onNode } from '../util/vpath.js';
+import { joinVirtual, normalizeVirtualPath, onNode, parentOf } from '../util/vpath.js';
 import type { Queryable } from '../meta/store.js';
 
 export interface WalkStats {
@@ -67,6 +70,17 @@ export function statUs(ns: bigint): number {
   return Number(ns / 1000n);
 }
 
+/** Files up to this size are hashed in groups of SMALL_GROUP per worker message. */
+const SMALL_FILE = 256 * 1024;
+const SMALL_GROUP = 32;
+
+interface Job {
+  e: { vpath: string; abs: string; st: BigIntStats };
+  info: LocalPathInfo | undefined;
+  size: number;
+  mtimeUs: number;
+}
+
 interface Hashed {
   vpath: string;
   info: LocalPathInfo | undefined;
@@ -94,18 +108,19 @@ export async function walk(ctx: ReplicatorContext, opts: WalkOptions = {}): Prom
 
   // ---- writes: results accumulate and are flushed in one transaction per batch
   let pending: Hashed[] = [];
-  let flushing: Promise<void> = Promise.resolve();
   let lastFlush = Date.now();
+  // two batches written at once (the database round trips, not the CPU, bound a walk of small files)
+  const writers = new PQueue({ concurrency: 2 });
   const flush = (): Promise<void> => {
     const batch = pending;
     pending = [];
     lastFlush = Date.now();
-    flushing = flushing.then(() => (batch.length ? writeBatch(batch) : undefined));
-    return flushing;
+    if (!batch.length) return writers.onIdle();
+    return writers.add(() => writeBatch(batch));
   };
   const writeBatch = async (batch: Hashed[]): Promise<void> => {
     try {
-      await store.txn((tx) => writeResults(tx, batch));
+      const t0 = Date.now(); await store.txn((tx) => writeResults(tx, batch)); if (process.env.GGFS_DEBUG_WALK) process.stderr.write(`batch ${batch.length} ${Date.now() - t0}ms\n`);
     } catch (err) {
       stats.errors += batch.length;
       log.error({ err: (err as Error).message, files: batch.length }, 'walk: writing a batch failed');
@@ -125,7 +140,24 @@ export async function walk(ctx: ReplicatorContext, opts: WalkOptions = {}): Prom
       if (Math.abs((h.info!.mtimeUs ?? 0) - h.mtimeUs) < MTIME_SLACK_US) okPaths.push(h.vpath);
       else otherTime.push(h);
     }
-    for (const h of batch.filter((x) => !x.info?.fileId)) {
+    // unknown files: one bulk insert; a path taken meanwhile is compared one by one
+    const unknown = batch.filter((x) => !x.info?.fileId);
+    const folderIds = new Map<string, number>();
+    for (const dir of new Set(unknown.map((h) => parentOf(h.vpath)))) folderIds.set(dir, (await ensureFolder(tx, dir)).id);
+    const created = await registerNewFiles(
+      tx,
+      node.id,
+      unknown.map((h) => {
+        const c = classify(h.vpath);
+        return {
+          path: h.vpath, folderId: folderIds.get(parentOf(h.vpath))!, size: h.size, checksum: h.checksum, mode: h.mode, uid: h.uid, gid: h.gid,
+          atimeUs: h.atimeUs, mtimeUs: h.mtimeUs, class: c.class, replicaTarget: c.replicaTarget, backupTarget: c.backupTarget,
+        };
+      }),
+    );
+    registered += created.size;
+    okPaths.push(...created);
+    for (const h of unknown.filter((x) => !created.has(x.vpath))) {
       await tx.query('SAVEPOINT walk_file');
       try {
         const r = await commitFileVersion(tx, {
@@ -193,6 +225,7 @@ export async function walk(ctx: ReplicatorContext, opts: WalkOptions = {}): Prom
     ).filter((e) => e !== null);
     if (!entries.length) return;
     const infos = await localPathInfo(store, node.id, entries.map((e) => e.vpath));
+    const toHash: Job[] = [];
     for (const e of entries) {
       if (stopped()) return;
       const size = Number(e.st.size);
@@ -221,30 +254,48 @@ export async function walk(ctx: ReplicatorContext, opts: WalkOptions = {}): Prom
         stats.mismatches++;
         continue;
       }
-      await pool.whenBelow(ctx.config.replicator.concurrency * 2);
-      if (stopped()) return;
-      pool.hash(e.abs).then(
-        (h) => {
-          stats.hashedFiles++;
-          stats.hashedBytes += h.size;
-          if (h.size !== size || h.mtimeUs !== mtimeUs) {
-            stats.errors++;
-            log.warn({ path: e.vpath }, 'walk: file changed while it was hashed; skipped (walk again later)');
-            return;
-          }
-          pending.push({
-            vpath: e.vpath, info, size, checksum: h.checksum, mode: Number(e.st.mode) & 0o7777, uid: Number(e.st.uid), gid: Number(e.st.gid),
-            mtimeUs, atimeUs: statUs(e.st.atimeNs),
-          });
-          if (pending.length >= batchSize || Date.now() - lastFlush > 1000) void flush();
-        },
-        (err: NodeJS.ErrnoException) => {
-          if (err.code === 'ENOENT') return;
-          stats.errors++;
-          log.error({ path: e.vpath, err: err.message }, 'walk: cannot read file');
-        },
-      );
+      toHash.push({ e, info, size, mtimeUs });
     }
+    // small files go to a worker in groups (one message each), large ones alone
+    const small = toHash.filter((x) => x.size <= SMALL_FILE);
+    const large = toHash.filter((x) => x.size > SMALL_FILE);
+    const groups: Job[][] = [];
+    for (let i = 0; i < small.length; i += SMALL_GROUP) groups.push(small.slice(i, i + SMALL_GROUP));
+    for (const group of [...groups, ...large.map((j) => [j])]) {
+      await pool.whenBelow(ctx.config.replicator.concurrency * 2);
+      if (writers.size > 2) await writers.onSizeLessThan(2); // the database is behind: do not pile results up
+      if (stopped()) return;
+      const work: Promise<(HashResult | { error: string; code?: string })[]> =
+        group.length === 1 && group[0]!.size > SMALL_FILE
+          ? pool.hash(group[0]!.e.abs).then(
+              (h) => [h],
+              (err: NodeJS.ErrnoException) => [{ error: err.message, ...(err.code ? { code: err.code } : {}) }],
+            )
+          : pool.hashMany(group.map((j) => j.e.abs));
+      void work.then((results) => results.forEach((h, i) => onHashed(group[i]!, h)));
+    }
+  };
+
+  const onHashed = (j: Job, h: HashResult | { error: string; code?: string }): void => {
+    const { e, info, size, mtimeUs } = j;
+    if ('error' in h) {
+      if (h.code === 'ENOENT') return;
+      stats.errors++;
+      log.error({ path: e.vpath, err: h.error }, 'walk: cannot read file');
+      return;
+    }
+    stats.hashedFiles++;
+    stats.hashedBytes += h.size;
+    if (h.size !== size || h.mtimeUs !== mtimeUs) {
+      stats.errors++;
+      log.warn({ path: e.vpath }, 'walk: file changed while it was hashed; skipped (walk again later)');
+      return;
+    }
+    pending.push({
+      vpath: e.vpath, info, size, checksum: h.checksum, mode: Number(e.st.mode) & 0o7777, uid: Number(e.st.uid), gid: Number(e.st.gid),
+      mtimeUs, atimeUs: statUs(e.st.atimeNs),
+    });
+    if (pending.length >= batchSize || Date.now() - lastFlush > 1000) void flush();
   };
 
   const ensureDir = async (vdir: string, abs: string): Promise<boolean> => {
@@ -307,6 +358,7 @@ export async function walk(ctx: ReplicatorContext, opts: WalkOptions = {}): Prom
     // wait for the hashes in flight
     while (pool.load > 0) await new Promise((r) => setTimeout(r, 20));
     await flush();
+    await writers.onIdle();
     await counter;
   } finally {
     if (ticker) clearInterval(ticker);

@@ -30,11 +30,21 @@ export interface CopyTask {
   bytesPerSec: number;
 }
 
-export type WorkerTask = HashTask | CopyTask;
+/** Several small files in one message (the per-message cost dominates for them). */
+export interface HashManyTask {
+  kind: 'hashMany';
+  id: number;
+  paths: string[];
+}
+
+export type WorkerTask = HashTask | CopyTask | HashManyTask;
+
+export type ManyResult = { checksum: string; size: number; mtimeUs: number } | { error: string; code?: string };
 
 export type WorkerReply =
   | { id: number; type: 'progress'; bytes: number }
   | { id: number; type: 'done'; checksum: string; size: number; mtimeUs: number }
+  | { id: number; type: 'many'; results: ManyResult[] }
   | { id: number; type: 'error'; message: string; code?: string };
 
 const CHUNK = 1 << 20;
@@ -48,7 +58,20 @@ function pace(started: number, bytes: number, bytesPerSec: number): void {
   if (wait > 0) Atomics.wait(sleeper, 0, 0, wait);
 }
 
-function run(task: WorkerTask): WorkerReply {
+function runMany(task: HashManyTask): WorkerReply {
+  const results: ManyResult[] = task.paths.map((path) => {
+    try {
+      const r = run({ kind: 'hash', id: task.id, path, bytesPerSec: 0 });
+      return r.type === 'done' ? { checksum: r.checksum, size: r.size, mtimeUs: r.mtimeUs } : { error: 'unexpected reply' };
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      return { error: e.message, ...(e.code ? { code: e.code } : {}) };
+    }
+  });
+  return { id: task.id, type: 'many', results };
+}
+
+function run(task: HashTask | CopyTask): WorkerReply {
   const hash = createHash('sha256');
   const src = openSync(task.kind === 'hash' ? task.path : task.source, 'r');
   let out: number | null = null;
@@ -96,7 +119,7 @@ function run(task: WorkerTask): WorkerReply {
 parentPort!.on('message', (task: WorkerTask) => {
   let reply: WorkerReply;
   try {
-    reply = run(task);
+    reply = task.kind === 'hashMany' ? runMany(task) : run(task);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     reply = { id: task.id, type: 'error', message: e.message, ...(e.code ? { code: e.code } : {}) };

@@ -7,7 +7,9 @@
  */
 import { Worker } from 'node:worker_threads';
 import PQueue from 'p-queue';
-import type { WorkerReply, WorkerTask, CopyTask } from './hash-worker.js';
+import type { WorkerReply, WorkerTask, CopyTask, ManyResult } from './hash-worker.js';
+
+export type { ManyResult };
 
 export interface HashResult {
   /** sha256, lower-case hex */
@@ -68,6 +70,11 @@ export class HashPool {
     return this.queue.add(() => this.run({ kind: 'hash', id: this.nextId++, path, bytesPerSec }));
   }
 
+  /** sha256 of several small files in one worker round trip; per-file errors are returned, not thrown. */
+  hashMany(paths: string[]): Promise<ManyResult[]> {
+    return this.queue.add(() => this.run({ kind: 'hashMany', id: this.nextId++, paths })) as Promise<unknown> as Promise<ManyResult[]>;
+  }
+
   /**
    * Copy `source` to `target` (created or truncated, never renamed here),
    * hashing what was read; sets mode, owner (when permitted) and times, and
@@ -88,6 +95,7 @@ export class HashPool {
   }
 
   private run(task: WorkerTask): Promise<HashResult> {
+    const what = task.kind === 'copy' ? task.source : task.kind === 'hash' ? task.path : `${task.paths.length} files`;
     if (this.closed) return Promise.reject(new StorageError('hash pool closed'));
     const slot = this.slot();
     slot.busy = true;
@@ -100,7 +108,7 @@ export class HashPool {
           // the thread may be stuck in a syscall: drop it, never reuse it
           this.all.delete(slot);
           slot.worker.terminate().catch(() => undefined);
-          reject(new StorageError(`no progress for ${this.stallMs} ms on ${task.kind === 'hash' ? task.path : task.source}`, 'ETIMEDOUT'));
+          reject(new StorageError(`no progress for ${this.stallMs} ms on ${what}`, 'ETIMEDOUT'));
         }, this.stallMs);
       };
       const onMessage = (m: WorkerReply) => {
@@ -110,6 +118,7 @@ export class HashPool {
         slot.busy = false;
         if (!this.closed) this.idle.push(slot);
         if (m.type === 'done') resolve({ checksum: m.checksum, size: m.size, mtimeUs: m.mtimeUs });
+        else if (m.type === 'many') resolve(m.results as unknown as HashResult);
         else reject(new StorageError(m.message, m.code));
       };
       const onError = (err: Error) => {
