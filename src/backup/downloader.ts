@@ -86,22 +86,26 @@ export class Downloader {
     return path.join(statePaths(this.opts.folder).partial, `${f.id}-${f.checksum}.part`);
   }
 
+  /** bytes promised to downloads in flight (so parallel downloads cannot overshoot the floor together) */
+  private reserved = 0;
+
   private async checkSpace(need: number): Promise<void> {
     const s = await statfs(this.opts.folder);
     const free = Number(s.bavail) * Number(s.bsize);
-    if (free - need < this.opts.minFreeBytes) {
-      throw new FreeSpaceError(`free space ${free} bytes minus ${need} to download would cross the floor of ${this.opts.minFreeBytes} bytes (backup.minFreeBytes)`);
+    if (free - this.reserved - need < this.opts.minFreeBytes) {
+      throw new FreeSpaceError(`free space ${free} bytes minus ${this.reserved + need} to download would cross the floor of ${this.opts.minFreeBytes} bytes (backup.minFreeBytes)`);
     }
   }
 
   /** One attempt: continue the partial file from where it stops. */
-  private async attempt(f: RemoteFile, part: string, result: DownloadResult): Promise<void> {
+  private async attempt(f: RemoteFile, part: string, result: DownloadResult, reserve: (bytes: number) => void): Promise<void> {
     let have = await stat(part).then((s) => s.size, () => 0);
     if (have > f.size) {
       await rm(part, { force: true });
       have = 0;
     }
     await this.checkSpace(f.size - have);
+    reserve(f.size - have);
     const headers: Record<string, string> = { 'if-match': `"${f.checksum}"` };
     if (have > 0 && have < f.size) {
       headers.range = `bytes=${have}-`;
@@ -109,6 +113,7 @@ export class Downloader {
     }
     const res = have === f.size && f.size > 0 ? null : await this.opts.client.send('GET', `/api/v1/content?path=${encodeURIComponent(f.path)}`, headers);
     let fh;
+    let hash: ReturnType<typeof createHash> | null = null;
     if (res) {
       if (res.status === 404 || res.status === 412) {
         res.body.resume();
@@ -121,10 +126,13 @@ export class Downloader {
         throw new HttpError(502, 'BAD_RANGE_REPLY', `unexpected Content-Range ${res.headers['content-range']}`);
       }
       if (res.status === 206 && result.resumedFrom === 0) result.resumedFrom = have;
+      // hash while the bytes stream in (the kept prefix of a resumed file is read once first)
+      hash = have > 0 ? await hashFile(part) : createHash('sha256');
       fh = await open(part, have === 0 ? 'w' : 'a');
       try {
         for await (const chunk of res.body) {
           const b = chunk as Buffer;
+          hash.update(b);
           await fh.write(b);
           result.transferred += b.length;
           this.opts.onBytes?.(b.length);
@@ -139,7 +147,7 @@ export class Downloader {
       if (size > f.size) await rm(part, { force: true });
       throw Object.assign(new Error(`${f.path}: got ${size} of ${f.size} bytes`), { code: 'ECONNRESET' }); // transient: resume
     }
-    const sum = await sha256File(part);
+    const sum = hash ? hash.digest('hex') : await sha256File(part);
     if (sum !== f.checksum) {
       await rm(part, { force: true });
       throw new IntegrityError(`${f.path}: downloaded content has sha256 ${sum}, expected ${f.checksum}`);
@@ -157,11 +165,17 @@ export class Downloader {
     const result: DownloadResult = { transferred: 0, resumedFrom: 0 };
     let integrityFailures = 0;
     await this.opts.client.withRetries(`download ${f.path}`, async () => {
+      let reserved = 0;
       try {
-        await this.attempt(f, part, result);
+        await this.attempt(f, part, result, (n) => {
+          reserved = n;
+          this.reserved += n;
+        });
       } catch (err) {
         if (err instanceof IntegrityError && ++integrityFailures < 2) throw Object.assign(err, { code: 'ECONNRESET' });
         throw err;
+      } finally {
+        this.reserved -= reserved;
       }
     });
     await chmod(part, f.mode & 0o7777);

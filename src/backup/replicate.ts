@@ -49,6 +49,8 @@ export interface ReplicateSummary {
   unchanged: number;
   deleted: number;
   keptAside: number;
+  /** items that changed again before they could be fetched (a later feed entry covers them) */
+  superseded: number;
   failed: number;
   held: number;
   heldRejected: number;
@@ -108,7 +110,7 @@ export class Replicator {
   private stop: string | null = null;
   readonly summary: ReplicateSummary = {
     pages: 0, items: 0, downloaded: 0, bytes: 0, resumed: 0, renamed: 0, adopted: 0, unchanged: 0, deleted: 0,
-    keptAside: 0, failed: 0, held: 0, heldRejected: 0, cursorBefore: 0, cursorAfter: 0, stoppedBy: null, seconds: 0,
+    keptAside: 0, superseded: 0, failed: 0, held: 0, heldRejected: 0, cursorBefore: 0, cursorAfter: 0, stoppedBy: null, seconds: 0,
   };
 
   constructor(private readonly opts: ReplicateOptions) {
@@ -123,6 +125,7 @@ export class Replicator {
     const progressTimer = this.opts.onProgress ? setInterval(() => this.opts.onProgress!(this.summary), 1000) : null;
     try {
       let cursor = await readCursor(this.opts.folder);
+      let unsettledWaits = 0;
       this.summary.cursorBefore = cursor;
       this.summary.cursorAfter = cursor;
       for (;;) {
@@ -131,7 +134,14 @@ export class Replicator {
           break;
         }
         const page = await this.opts.client.json<Omit<FeedPage, 'next'> & { next: string }>('GET', `/api/v1/feed?after=${cursor}&limit=${this.opts.pageSize ?? 1000}`);
-        if (page.items.length === 0) break;
+        if (page.items.length === 0) {
+          // a change still being committed holds the feed back: it settles within moments
+          if (!page.settled && unsettledWaits++ < 20) {
+            await new Promise((r) => setTimeout(r, 250));
+            continue;
+          }
+          break;
+        }
         this.summary.pages++;
         this.index ??= await LocalIndex.load(this.opts.folder);
         const done = await this.processPage(page.items);
@@ -146,7 +156,7 @@ export class Replicator {
           this.summary.stoppedBy = this.stop ?? 'failures (see the log; the next run retries them)';
           break;
         }
-        if (!page.more) break;
+        if (!page.more && page.settled) break;
       }
     } finally {
       if (progressTimer) clearInterval(progressTimer);
@@ -293,7 +303,17 @@ export class Replicator {
       e = undefined;
     }
     // 4. download (over our own older copy, if any)
-    const r = await this.downloader.download({ id: item.id, path: item.path, size: item.size, checksum: item.checksum!, mode: item.mode, mtimeUs: item.mtimeUs }, local);
+    let r;
+    try {
+      r = await this.downloader.download({ id: item.id, path: item.path, size: item.size, checksum: item.checksum!, mode: item.mode, mtimeUs: item.mtimeUs }, local);
+    } catch (err) {
+      if (err instanceof SupersededError) {
+        // changed, renamed or deleted since this page: a later feed entry carries its new state
+        this.summary.superseded++;
+        return;
+      }
+      throw err;
+    }
     if (r.resumedFrom > 0) this.summary.resumed++;
     this.setEntry(item.path, item, await stamp(local));
     this.summary.downloaded++;

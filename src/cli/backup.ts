@@ -32,7 +32,7 @@ function rate(bytes: number, seconds: number): string {
 export function replicateLine(s: ReplicateSummary): string {
   return (
     `backup: ${s.downloaded} downloaded (${formatBytes(s.bytes)}, ${rate(s.bytes, s.seconds)}${s.resumed ? `, ${s.resumed} resumed` : ''}), ` +
-    `${s.renamed} renamed, ${s.deleted} deleted, ${s.unchanged + s.adopted} already here, ${s.keptAside} kept aside, ${s.failed} failed; ` +
+    `${s.renamed} renamed, ${s.deleted} deleted, ${s.unchanged + s.adopted} already here, ${s.keptAside} kept aside, ${s.superseded ? `${s.superseded} changed meanwhile, ` : ''}${s.failed} failed; ` +
     `${s.held} reported held; cursor ${s.cursorBefore} -> ${s.cursorAfter} in ${s.seconds.toFixed(2)} s` + (s.stoppedBy ? `; stopped: ${s.stoppedBy}` : '')
   );
 }

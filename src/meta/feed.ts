@@ -7,10 +7,12 @@
  * Sequence values are taken before commit, so a transaction that took seq 9
  * may commit after one that took seq 10. A reader that saw 10 and moved its
  * cursor past it would miss 9 forever. The feed therefore stops at the first
- * row written by a transaction that is not older than the oldest transaction
- * still running (`pg_snapshot_xmin`): every lower seq is then final. The page
- * says `settled: false` when it stopped there; the caller simply asks again
- * later.
+ * row written by a transaction that is not older than the oldest writing
+ * transaction still running in this database (pg_stat_activity.backend_xid;
+ * every geogridfs process uses the same role, so it sees them all): every
+ * lower seq is then final. The page says `settled: false` when it stopped
+ * there; the caller simply asks again later. (Left open: the microseconds
+ * between a trigger's nextval() and the transaction's first xid.)
  */
 import type { Queryable } from './store.js';
 import { subtreeRange } from '../util/vpath.js';
@@ -67,10 +69,11 @@ interface FeedRow extends FeedItem {
 export async function feedAfter(db: Queryable, after: number, limit: number): Promise<FeedPage> {
   const rows = await db.query<FeedRow & Record<string, unknown>>(
     `WITH horizon AS (
-       SELECT ((pg_snapshot_xmin(pg_current_snapshot())::text::bigint % 4294967296)::text)::xid AS x)
+       SELECT coalesce(max(age(backend_xid)), -1) AS a FROM pg_stat_activity
+        WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid())
      SELECT f.seq, f.id, f.path, f.kind, f.size, f.mode, f.mtime_us AS "mtimeUs", f.checksum,
             f.symlink_target AS "symlinkTarget", f.version, (f.deleted_at IS NOT NULL) AS deleted,
-            (f.backup_target > 0) AS wanted, age(f.xmin) <= age(h.x) AS unsafe,
+            (f.backup_target > 0) AS wanted, age(f.xmin) <= h.a AS unsafe,
             CASE WHEN t.id IS NULL THEN NULL ELSE json_build_object('id', t.id, 'path', t.path, 'kind', t.kind, 'size', t.size,
               'mode', t.mode, 'mtimeUs', t.mtime_us, 'checksum', t.checksum, 'symlinkTarget', t.symlink_target,
               'version', t.version, 'seq', t.seq, 'wanted', t.backup_target > 0) END AS r

@@ -209,3 +209,29 @@ t.test('symlinks are mirrored as symlinks', async (t) => {
   t.equal(d.code, 0, d.out);
   t.equal(sha256(await readFile(path.join(backup, 'link'))), sha256('T'));
 });
+
+t.test('a file that changes between the feed and its download is skipped as superseded, then fetched', async (t) => {
+  const g = await makeGrid(t);
+  const root = await scratchDir('bk-');
+  const m = new Mirror(g, path.join(root, 'expected'));
+  const backup = path.join(root, 'backup');
+  await m.put('/slow.bin', blob(1_000_000, 3));
+  await m.put('/quick.txt', 'version 1');
+  await setThrottle(g.store, 'offsite1', { bytesPerSec: 1_000_000 });
+  const run = runAgent(g, backup, { concurrency: 1 });
+  const partial = path.join(backup, '.geogridfs', 'partial');
+  for (let i = 0; i < 400; i++) {
+    const names = await readdir(partial).catch(() => [] as string[]);
+    if (names.length) break;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  await m.put('/quick.txt', 'version 2'); // while /slow.bin is still downloading
+  const s = await run;
+  t.equal(s.failed, 0);
+  t.equal(s.superseded, 1, 'the stale version was not fetched');
+  t.equal(s.downloaded, 1);
+  const s2 = await runAgent(g, backup);
+  t.equal(s2.downloaded, 1, 'the new version comes with the next feed page');
+  const d = await diffTrees(m.expected, backup);
+  t.equal(d.code, 0, `diff -r is clean ${d.out}`);
+});
