@@ -12,7 +12,6 @@
 import { open, realpath, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { onNode } from '../util/vpath.js';
-import type { ReplicaRow } from '../meta/files.js';
 
 export interface ReplicaSource {
   nodeName: string;
@@ -24,7 +23,15 @@ export interface ReplicaSource {
 const STATE_RANK: Record<string, number> = { active: 0, readonly: 1, drain: 2 };
 
 /** The replicas worth reading, in the order to try them. */
-export function sourcesFor(nodes: Record<string, string>, currentVersion: number, replicas: readonly ReplicaRow[]): ReplicaSource[] {
+/** What sourcesFor needs of a replica row. */
+export interface ReplicaInfo {
+  nodeName: string;
+  nodeState: string;
+  version: number;
+  path: string;
+}
+
+export function sourcesFor(nodes: Record<string, string>, currentVersion: number, replicas: readonly ReplicaInfo[]): ReplicaSource[] {
   return replicas
     .filter((r) => r.version === currentVersion && r.nodeState in STATE_RANK && nodes[r.nodeName] !== undefined)
     .sort((a, b) => STATE_RANK[a.nodeState]! - STATE_RANK[b.nodeState]! || (a.nodeName < b.nodeName ? -1 : a.nodeName > b.nodeName ? 1 : 0))

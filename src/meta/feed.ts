@@ -177,3 +177,28 @@ export async function listFolderPage(db: Queryable, folderPath: string, after: s
     nextAfter: merged.length > limit && last ? (last.t === 'd' ? last.name : last.f.name) : null,
   };
 }
+
+export interface ContentFile {
+  id: number;
+  kind: 'file' | 'symlink';
+  size: number;
+  mode: number;
+  mtimeUs: number;
+  checksum: string | null;
+  version: number;
+  /** current-version replicas with their node (state and name) */
+  replicas: { nodeId: number; nodeName: string; nodeState: string; version: number; path: string }[];
+}
+
+/** A live file and its current-version replicas, in one round trip (the content endpoint's hot path). */
+export async function fileForContent(db: Queryable, vpath: string): Promise<ContentFile | null> {
+  const rows = await db.query<ContentFile & Record<string, unknown>>(
+    `SELECT f.id, f.kind, f.size, f.mode, f.mtime_us AS "mtimeUs", f.checksum, f.version,
+            coalesce((SELECT json_agg(json_build_object('nodeId', n.id, 'nodeName', n.name, 'nodeState', n.state, 'version', r.version, 'path', r.path))
+                        FROM replicas r JOIN nodes n ON n.id = r.node_id
+                       WHERE r.file_id = f.id AND r.version = f.version), '[]'::json) AS replicas
+       FROM files f WHERE f.path = $1 AND f.deleted_at IS NULL`,
+    [vpath],
+  );
+  return rows[0] ?? null;
+}

@@ -7,7 +7,7 @@
 import { Transform } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiContext } from '../server.js';
-import { getFile, replicasOf } from '../../meta/files.js';
+import { fileForContent } from '../../meta/feed.js';
 import { recordProblem } from '../../meta/problems.js';
 import { ApiError } from '../errors.js';
 import { ReplicaStream, sourcesFor } from '../replica-reader.js';
@@ -44,7 +44,7 @@ export async function registerContentRoutes(app: FastifyInstance, ctx: ApiContex
     },
     async (req: FastifyRequest<{ Querystring: { path: string } }>, reply: FastifyReply) => {
       const vpath = parsePath(req.query.path);
-      const file = await getFile(ctx.store, vpath);
+      const file = await fileForContent(ctx.store, vpath);
       if (!file) throw new ApiError('GGFS_NOT_FOUND', `no file ${vpath}`);
       if (file.kind !== 'file' || file.checksum === null) throw new ApiError('GGFS_NOT_FOUND', `${vpath} is a symlink: it has no content (see symlinkTarget in the feed)`);
       const etag = `"${file.checksum}"`;
@@ -70,7 +70,7 @@ export async function registerContentRoutes(app: FastifyInstance, ctx: ApiContex
       const release = ctx.throttle.admit(node.id, node);
       let stream: ReplicaStream;
       try {
-        const replicas = await replicasOf(ctx.store, file.id);
+        const replicas = file.replicas;
         const sources = sourcesFor(ctx.config.nodes, file.version, replicas);
         const nodeIds = new Map(replicas.map((r) => [r.nodeName, r.nodeId]));
         const start = range ? range[0] : 0;
