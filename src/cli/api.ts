@@ -4,7 +4,6 @@
  */
 import { defineCommand } from './command.js';
 import { print, withStore, type GlobalArgs } from './context.js';
-import { buildApiServer } from '../api/server.js';
 import { GeoError } from '../util/errors.js';
 
 export const apiCommand = defineCommand<GlobalArgs & { port?: number; host?: string }>({
@@ -22,6 +21,8 @@ export const apiCommand = defineCommand<GlobalArgs & { port?: number; host?: str
       io,
       async (store, config, log) => {
         if (args.port !== undefined && (!Number.isInteger(args.port) || args.port < 0 || args.port > 65535)) throw new GeoError('USAGE', '--port must be 0-65535');
+        // loaded here, not at CLI start: other commands (cron runs) do not pay for fastify
+        const { buildApiServer } = await import('../api/server.js');
         const server = await buildApiServer({ store, config, log });
         const url = await server.listen(args.port, args.host);
         if (!config.api.tls && !['127.0.0.1', '::1', 'localhost'].includes(args.host ?? config.api.host)) {
