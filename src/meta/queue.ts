@@ -128,6 +128,67 @@ export async function claimCopy(store: MetaStore, fileId: number, version: numbe
   });
 }
 
+/**
+ * claimCopy for a batch of files in one transaction (row locks taken in id
+ * order, so concurrent batches cannot deadlock). Returns the ids claimed.
+ */
+export async function claimCopies(store: MetaStore, files: readonly { fileId: number; version: number }[], nodeId: number, holder: string, ttlSec: number): Promise<Set<number>> {
+  if (!files.length) return new Set();
+  const ids = [...files.map((f) => f.fileId)].sort((a, b) => a - b);
+  const wanted = new Map(files.map((f) => [f.fileId, f.version]));
+  return store.txn(async (tx) => {
+    // lock first, count after, in two statements: a statement that waited for a lock still reads
+    // with the snapshot it started with, and would miss the claims committed meanwhile
+    await tx.query(`SELECT id FROM files WHERE id = ANY($1::bigint[]) AND deleted_at IS NULL AND kind = 'file' ORDER BY id FOR UPDATE`, [ids]);
+    const rows = await tx.query<{ id: number; version: number; target: number; kept: number; claims: number; mine: number }>(
+      `SELECT l.id, l.version, l.replica_target AS target,
+              (SELECT count(*) FROM replicas r JOIN nodes n ON n.id = r.node_id
+                WHERE r.file_id = l.id AND r.version = l.version AND n.state IN ('active', 'readonly') AND r.node_id <> $2)::int AS kept,
+              (SELECT count(*) FROM copy_claims c WHERE c.file_id = l.id AND c.node_id <> $2 AND c.expires_at > now())::int AS claims,
+              (SELECT count(*) FROM copy_claims c WHERE c.file_id = l.id AND c.node_id = $2 AND c.expires_at > now() AND c.holder <> $3)::int AS mine
+         FROM files l WHERE l.id = ANY($1::bigint[]) AND l.deleted_at IS NULL AND l.kind = 'file'`,
+      [ids, nodeId, holder],
+    );
+    const ok = rows.filter((r) => wanted.get(r.id) === r.version && r.mine === 0 && r.kept + r.claims < r.target).map((r) => r.id);
+    if (ok.length) {
+      await tx.query(
+        `INSERT INTO copy_claims (file_id, node_id, holder, expires_at)
+         SELECT unnest($1::bigint[]), $2, $3, now() + make_interval(secs => $4)
+         ON CONFLICT (file_id, node_id) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at`,
+        [ok, nodeId, holder, ttlSec],
+      );
+    }
+    return new Set(ok);
+  });
+}
+
+/** Extend live claims of this holder (long copies). */
+export async function renewClaims(db: Queryable, fileIds: readonly number[], nodeId: number, holder: string, ttlSec: number): Promise<void> {
+  if (fileIds.length) {
+    await db.query(`UPDATE copy_claims SET expires_at = now() + make_interval(secs => $4) WHERE file_id = ANY($1::bigint[]) AND node_id = $2 AND holder = $3`, [fileIds, nodeId, holder, ttlSec]);
+  }
+}
+
+export async function releaseClaims(db: Queryable, fileIds: readonly number[], nodeId: number, holder: string): Promise<void> {
+  if (fileIds.length) await db.query('DELETE FROM copy_claims WHERE file_id = ANY($1::bigint[]) AND node_id = $2 AND holder = $3', [fileIds, nodeId, holder]);
+}
+
+/** recordCopy for a batch, in one transaction (rows locked in id order). */
+export async function recordCopies(store: MetaStore, nodeId: number, holder: string, copies: readonly { fileId: number; version: number; nodePath: string }[]): Promise<void> {
+  if (!copies.length) return;
+  const sorted = [...copies].sort((a, b) => a.fileId - b.fileId);
+  await store.txn(async (tx) => {
+    await tx.query('SELECT 1 FROM files WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE', [sorted.map((c) => c.fileId)]);
+    await tx.query(
+      `INSERT INTO replicas (file_id, node_id, version, path, verified_at)
+       SELECT u.f, $1, u.v, u.p, now() FROM unnest($2::bigint[], $3::bigint[], $4::text[]) AS u(f, v, p)
+       ON CONFLICT (file_id, node_id) DO UPDATE SET version = EXCLUDED.version, path = EXCLUDED.path, verified_at = now()`,
+      [nodeId, sorted.map((c) => c.fileId), sorted.map((c) => c.version), sorted.map((c) => c.nodePath)],
+    );
+    await tx.query('DELETE FROM copy_claims WHERE file_id = ANY($1::bigint[]) AND node_id = $2 AND holder = $3', [sorted.map((c) => c.fileId), nodeId, holder]);
+  });
+}
+
 /** Extend a live claim (long copies). */
 export async function renewClaim(db: Queryable, fileId: number, nodeId: number, holder: string, ttlSec: number): Promise<void> {
   await db.query(`UPDATE copy_claims SET expires_at = now() + make_interval(secs => $4) WHERE file_id = $1 AND node_id = $2 AND holder = $3`, [fileId, nodeId, holder, ttlSec]);

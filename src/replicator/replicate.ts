@@ -21,11 +21,11 @@ import { plan, type PlacementNode } from './placement.js';
 import { rank } from './rendezvous.js';
 import { placementNodes, dropReplica, writeNodeHeartbeat, type DropReason } from '../meta/replicas.js';
 import {
-  claimCopy, clearOverReplicated, deferQueued, dueWork, enqueue, expireClaims, finishNodeWork, markOverReplicated, nodeWork,
-  overReplicated, pathTakenOnNode, recordCopy, releaseClaim, releaseNodeClaims, removeQueued, renewClaim, workFiles, type QueueCursor, type WorkFile,
+  claimCopies, clearOverReplicated, deferQueued, dueWork, enqueue, expireClaims, finishNodeWork, markOverReplicated, nodeWork,
+  overReplicated, pathTakenOnNode, recordCopies, releaseClaims, releaseNodeClaims, removeQueued, renewClaims, workFiles, type QueueCursor, type WorkFile,
 } from '../meta/queue.js';
 import { recordProblem, resolveProblems } from '../meta/problems.js';
-import { copyVerified, SourceMismatchError } from '../storage/copy.js';
+import { copyVerified, fsyncDir, SourceMismatchError } from '../storage/copy.js';
 import { onNode } from '../util/vpath.js';
 
 export interface ReplicateOptions {
@@ -240,117 +240,151 @@ async function processQueue(ctx: ReplicatorContext, stats: ReplicateStats, opts:
       await dropLocal(ctx, d.file, d.reason, stats);
     }
 
-    // copies: at most replicator.concurrency at once (the pool's bound), within the budgets
+    // copies: claimed in one transaction, at most replicator.concurrency at once, within the budgets,
+    // recorded in batches (after one fsync per folder)
+    const ttl = config.replicator.claimTtlSec;
+    const claimed = await claimCopies(store, copies.map((f) => ({ fileId: f.id, version: f.version })), node.id, ctx.holder, ttl);
+    const recorder = new CopyRecorder(ctx);
+    const renew = setInterval(() => void renewClaims(store, [...claimed], node.id, ctx.holder, ttl).catch(() => undefined), (ttl * 1000) / 3);
+    renew.unref();
     const running = new Set<Promise<void>>();
-    for (const f of copies) {
-      if (ctx.signal?.aborted) break;
-      if (overBudget()) {
-        stats.budgetHit = true;
-        break;
+    try {
+      for (const f of copies.filter((c) => claimed.has(c.id))) {
+        if (ctx.signal?.aborted) break;
+        if (overBudget()) {
+          stats.budgetHit = true;
+          break;
+        }
+        if (free - stats.copiedBytes - reserved - f.size < config.replicator.minFreeBytes) {
+          log.warn({ path: f.path, free }, 'replicate: not enough free space on this node for more copies');
+          break;
+        }
+        while (running.size >= config.replicator.concurrency) await Promise.race(running);
+        reserved += f.size;
+        const job = copyHere(ctx, f, names, stats, recorder)
+          .catch((err: Error) => {
+            stats.failed++;
+            log.error({ path: f.path, err: err.message }, 'replicate: copy failed');
+          })
+          .finally(() => {
+            reserved -= f.size;
+            running.delete(job);
+          });
+        running.add(job);
       }
-      if (free - stats.copiedBytes - reserved - f.size < config.replicator.minFreeBytes) {
-        log.warn({ path: f.path, free }, 'replicate: not enough free space on this node for more copies');
-        break;
-      }
-      while (running.size >= config.replicator.concurrency) await Promise.race(running);
-      reserved += f.size;
-      const job = copyHere(ctx, f, names, stats)
-        .catch((err: Error) => {
-          stats.failed++;
-          log.error({ path: f.path, err: err.message }, 'replicate: copy failed');
-        })
-        .finally(() => {
-          reserved -= f.size;
-          running.delete(job);
-        });
-      running.add(job);
+      await Promise.all(running);
+      await recorder.flush();
+    } finally {
+      clearInterval(renew);
+      // claims not turned into replicas (failures, budget, stop) are given back
+      await releaseClaims(store, [...claimed].filter((id) => !recorder.recorded.has(id)), node.id, ctx.holder).catch(() => undefined);
     }
-    await Promise.all(running);
   }
 }
 
-/** Copy one file to this node: claim, pick sources, verified atomic copy, record. */
-async function copyHere(ctx: ReplicatorContext, f: WorkFile, nodes: Map<number, PlacementNode>, stats: ReplicateStats): Promise<void> {
-  const { store, config, node, root, log, holder } = ctx;
-  const ttl = config.replicator.claimTtlSec;
-  const claim = await claimCopy(store, f.id, f.version, node.id, holder, ttl);
-  if (claim !== 'claimed') return;
-  let recorded = false;
-  const renew = setInterval(() => void renewClaim(store, f.id, node.id, holder, ttl).catch(() => undefined), (ttl * 1000) / 3);
-  renew.unref();
-  try {
-    const dest = onNode(root, f.path);
-    const mine = f.replicas.find((r) => r.nodeId === node.id);
-    if (!mine && (await exists(dest))) {
-      // bytes this node has but metadata does not know as its replica: never overwrite them blindly
-      const h = await ctx.pool.hash(dest).catch(() => null);
-      if (h && h.size === f.size && h.checksum === f.checksum) {
-        await recordCopy(store, f.id, node.id, f.version, f.path, holder);
-        recorded = true;
-        stats.copied++;
-        return;
-      }
-      await recordProblem(store, {
-        kind: 'checksum-mismatch', nodeId: node.id, fileId: f.id, path: f.path,
-        detail: `replicate: ${node.name} has different bytes at this path that are not a replica; not overwritten (move them away or run walk)`,
-      });
-      await enqueue(store, [f.id], 'blocked', 3600);
-      return;
-    }
-    const sources = rank(
-      `${f.id}:source`,
-      f.replicas
-        .filter((r) => r.version === f.version && r.nodeId !== node.id)
-        .map((r) => ({ r, n: nodes.get(r.nodeId) }))
-        .filter((x) => x.n && x.n.state !== 'dead' && config.nodes[x.n.name])
-        .map((x) => ({ name: x.n!.name, path: x.r.path })),
-    );
-    if (!sources.length) {
-      await recordProblem(store, { kind: 'missing-source', nodeId: node.id, fileId: f.id, path: f.path, detail: `no reachable current replica to copy from (config.nodes lists ${Object.keys(config.nodes).join(', ')})` });
-      await enqueue(store, [f.id], 'no-source', 300);
-      return;
-    }
-    const errors: string[] = [];
-    for (const src of sources) {
-      try {
-        const got = await copyVerified(ctx.pool, {
-          source: onNode(config.nodes[src.name]!, src.path),
-          dest,
-          checksum: f.checksum!,
-          size: f.size,
-          mode: f.mode,
-          uid: f.uid,
-          gid: f.gid,
-          mtimeUs: f.mtimeUs,
-          atimeUs: f.atimeUs,
-          bytesPerSec: config.replicator.copyBytesPerSec,
-        });
-        await recordCopy(store, f.id, node.id, f.version, f.path, holder);
-        recorded = true;
-        stats.copied++;
-        stats.copiedBytes += got.size;
-        if (mine) stats.refreshed++;
-        if (mine && mine.path !== f.path && !(await pathTakenOnNode(store, node.id, mine.path, f.id))) {
-          await unlinkQuiet(onNode(root, mine.path)); // the stale copy sat at an older path
-        }
-        if (errors.length) await resolveProblems(store, 'copy-failed', f.path, node.id);
-        return;
-      } catch (err) {
-        errors.push(`${src.name}: ${(err as Error).message}`);
-        if (err instanceof SourceMismatchError) {
-          const srcNode = [...nodes.values()].find((n) => n.name === src.name);
-          await recordProblem(store, { kind: 'corrupt-replica', nodeId: srcNode?.id ?? null, fileId: f.id, path: f.path, detail: `replicate on ${node.name}: ${err.message}` });
-        }
-        log.warn({ path: f.path, source: src.name, err: (err as Error).message }, 'replicate: source failed, trying the next');
-      }
-    }
-    stats.failed++;
-    await recordProblem(store, { kind: 'copy-failed', nodeId: node.id, fileId: f.id, path: f.path, detail: errors.join('; ') });
-    await enqueue(store, [f.id], 'copy-failed', 120);
-  } finally {
-    clearInterval(renew);
-    if (!recorded) await releaseClaim(store, f.id, node.id, holder).catch(() => undefined);
+/**
+ * Verified copies waiting to be recorded: every 64 copies (or on flush) the
+ * folders they were renamed into are fsynced once each, then all are
+ * recorded in one transaction. A crash in between leaves verified files
+ * without replica rows, which the next run recognises by checksum.
+ */
+class CopyRecorder {
+  private pending: { fileId: number; version: number; nodePath: string; dir: string }[] = [];
+  private chain: Promise<void> = Promise.resolve();
+  readonly recorded = new Set<number>();
+  constructor(private readonly ctx: ReplicatorContext) {}
+
+  add(fileId: number, version: number, nodePath: string, dir: string): Promise<void> {
+    this.pending.push({ fileId, version, nodePath, dir });
+    return this.pending.length >= 64 ? this.flush() : Promise.resolve();
   }
+
+  flush(): Promise<void> {
+    const batch = this.pending;
+    this.pending = [];
+    this.chain = this.chain.then(async () => {
+      if (!batch.length) return;
+      for (const dir of new Set(batch.map((b) => b.dir))) await fsyncDir(dir);
+      await recordCopies(this.ctx.store, this.ctx.node.id, this.ctx.holder, batch);
+      for (const b of batch) this.recorded.add(b.fileId);
+    });
+    return this.chain;
+  }
+}
+
+/** Copy one claimed file to this node: pick sources, verified atomic copy, hand it to the recorder. */
+async function copyHere(ctx: ReplicatorContext, f: WorkFile, nodes: Map<number, PlacementNode>, stats: ReplicateStats, recorder: CopyRecorder): Promise<void> {
+  const { store, config, node, root, log } = ctx;
+  const dest = onNode(root, f.path);
+  const mine = f.replicas.find((r) => r.nodeId === node.id);
+  if (!mine && (await exists(dest))) {
+    // bytes this node has but metadata does not know as its replica (e.g. a run killed after
+    // its rename): never overwrite them blindly
+    const h = await ctx.pool.hash(dest).catch(() => null);
+    if (h && h.size === f.size && h.checksum === f.checksum) {
+      await recorder.add(f.id, f.version, f.path, path.dirname(dest));
+      stats.copied++;
+      return;
+    }
+    await recordProblem(store, {
+      kind: 'checksum-mismatch', nodeId: node.id, fileId: f.id, path: f.path,
+      detail: `replicate: ${node.name} has different bytes at this path that are not a replica; not overwritten (move them away or run walk)`,
+    });
+    await enqueue(store, [f.id], 'blocked', 3600);
+    return;
+  }
+  const sources = rank(
+    `${f.id}:source`,
+    f.replicas
+      .filter((r) => r.version === f.version && r.nodeId !== node.id)
+      .map((r) => ({ r, n: nodes.get(r.nodeId) }))
+      .filter((x) => x.n && x.n.state !== 'dead' && config.nodes[x.n.name])
+      .map((x) => ({ name: x.n!.name, path: x.r.path })),
+  );
+  if (!sources.length) {
+    await recordProblem(store, { kind: 'missing-source', nodeId: node.id, fileId: f.id, path: f.path, detail: `no reachable current replica to copy from (config.nodes lists ${Object.keys(config.nodes).join(', ')})` });
+    await enqueue(store, [f.id], 'no-source', 300);
+    return;
+  }
+  const errors: string[] = [];
+  for (const src of sources) {
+    try {
+      const got = await copyVerified(ctx.pool, {
+        source: onNode(config.nodes[src.name]!, src.path),
+        dest,
+        checksum: f.checksum!,
+        size: f.size,
+        mode: f.mode,
+        uid: f.uid,
+        gid: f.gid,
+        mtimeUs: f.mtimeUs,
+        atimeUs: f.atimeUs,
+        bytesPerSec: config.replicator.copyBytesPerSec,
+        syncDir: false,
+      });
+      stats.copied++;
+      stats.copiedBytes += got.size;
+      if (mine) stats.refreshed++;
+      await recorder.add(f.id, f.version, f.path, path.dirname(dest));
+      if (mine && mine.path !== f.path) {
+        // the stale copy sat at an older path: remove it once the new one is recorded
+        await recorder.flush();
+        if (!(await pathTakenOnNode(store, node.id, mine.path, f.id))) await unlinkQuiet(onNode(root, mine.path));
+      }
+      if (errors.length) await resolveProblems(store, 'copy-failed', f.path, node.id);
+      return;
+    } catch (err) {
+      errors.push(`${src.name}: ${(err as Error).message}`);
+      if (err instanceof SourceMismatchError) {
+        const srcNode = [...nodes.values()].find((n) => n.name === src.name);
+        await recordProblem(store, { kind: 'corrupt-replica', nodeId: srcNode?.id ?? null, fileId: f.id, path: f.path, detail: `replicate on ${node.name}: ${err.message}` });
+      }
+      log.warn({ path: f.path, source: src.name, err: (err as Error).message }, 'replicate: source failed, trying the next');
+    }
+  }
+  stats.failed++;
+  await recordProblem(store, { kind: 'copy-failed', nodeId: node.id, fileId: f.id, path: f.path, detail: errors.join('; ') });
+  await enqueue(store, [f.id], 'copy-failed', 120);
 }
 
 /** Remove this node's copy of a file when the others suffice (drain, stale, trim). */

@@ -120,7 +120,9 @@ export async function walk(ctx: ReplicatorContext, opts: WalkOptions = {}): Prom
   };
   const writeBatch = async (batch: Hashed[]): Promise<void> => {
     try {
-      const t0 = Date.now(); await store.txn((tx) => writeResults(tx, batch)); if (process.env.GGFS_DEBUG_WALK) process.stderr.write(`batch ${batch.length} ${Date.now() - t0}ms\n`);
+      const t0 = Date.now();
+      await store.txn((tx) => writeResults(tx, batch));
+      log.debug({ files: batch.length, ms: Date.now() - t0 }, 'walk: batch written');
     } catch (err) {
       stats.errors += batch.length;
       log.error({ err: (err as Error).message, files: batch.length }, 'walk: writing a batch failed');

@@ -42,6 +42,11 @@ export interface CopyRequest {
   atimeUs: number;
   /** pace in bytes/s (0 = as fast as possible) */
   bytesPerSec?: number;
+  /**
+   * fsync the folder after the rename (default true). A caller batching many
+   * copies passes false and fsyncs each folder once before it relies on them.
+   */
+  syncDir?: boolean;
 }
 
 /** The source's bytes did not match the expected checksum or size (try another source). */
@@ -96,6 +101,6 @@ export async function copyVerified(pool: HashPool, req: CopyRequest): Promise<Ha
     await unlink(temp).catch(() => undefined);
     throw err;
   }
-  await fsyncDir(dir);
+  if (req.syncDir !== false) await fsyncDir(dir);
   return got;
 }
