@@ -15,12 +15,12 @@ export function localPathOf(folder: string, vpath: string): string | null {
   return onNode(folder, v);
 }
 
-export type LocalStat = { exists: false } | { exists: true; isFile: boolean; isSymlink: boolean; size: number; mtimeNs: string };
+export type LocalStat = { exists: false } | { exists: true; isFile: boolean; isSymlink: boolean; size: number; mtimeNs: string; mode: number };
 
 export async function localStat(p: string): Promise<LocalStat> {
   try {
     const s = await lstat(p, { bigint: true });
-    return { exists: true, isFile: s.isFile(), isSymlink: s.isSymbolicLink(), size: Number(s.size), mtimeNs: String(s.mtimeNs) };
+    return { exists: true, isFile: s.isFile(), isSymlink: s.isSymbolicLink(), size: Number(s.size), mtimeNs: String(s.mtimeNs), mode: Number(s.mode) & 0o7777 };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return { exists: false };
     throw err;

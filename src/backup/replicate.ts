@@ -13,7 +13,7 @@
  * A run with nothing new is one GET of an empty feed page: the local index
  * is not even loaded.
  */
-import { symlink, readlink, mkdir, rename } from 'node:fs/promises';
+import { symlink, readlink, mkdir, rename, chmod, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../util/log.js';
 import { silentLogger } from '../util/log.js';
@@ -263,9 +263,20 @@ export class Replicator {
       return;
     }
 
-    // 1. already here
-    if (isOurs(st, e) && e!.c === item.checksum) {
-      if (e!.id !== item.id || e!.version !== item.version) this.setEntry(item.path, item, { s: e!.s, m: e!.m });
+    // 1. already here (mode or mtime may have changed on the grid without new content)
+    if (isOurs(st, e) && e!.c === item.checksum && st.exists) {
+      let touched = false;
+      if ((st.mode & 0o7777) !== (item.mode & 0o7777)) {
+        await chmod(local, item.mode & 0o7777);
+        touched = true;
+      }
+      const drift = BigInt(st.mtimeNs) - BigInt(item.mtimeUs) * 1000n;
+      if (drift > 1000n || drift < -1000n) {
+        await utimes(local, item.mtimeUs / 1e6, item.mtimeUs / 1e6);
+        touched = true;
+      }
+      if (touched) this.setEntry(item.path, item, await stamp(local));
+      else if (e!.id !== item.id || e!.version !== item.version) this.setEntry(item.path, item, { s: e!.s, m: e!.m });
       this.summary.unchanged++;
       this.markHeld(item);
       await this.retireSources(item, renameSources, local);

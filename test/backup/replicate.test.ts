@@ -235,3 +235,22 @@ t.test('a file that changes between the feed and its download is skipped as supe
   const d = await diffTrees(m.expected, backup);
   t.equal(d.code, 0, `diff -r is clean ${d.out}`);
 });
+
+t.test('a mode or mtime change without new content is applied without downloading', async (t) => {
+  const g = await makeGrid(t);
+  const root = await scratchDir('bk-');
+  const backup = path.join(root, 'backup');
+  await g.putFile('/m.txt', 'same content');
+  await runAgent(g, backup);
+  await g.store.query(`UPDATE files SET mode = 384, mtime_us = 1600000000000000 WHERE path = '/m.txt'`); // chmod 600, touch
+  const s = await runAgent(g, backup);
+  t.equal(s.downloaded, 0);
+  t.equal(s.bytes, 0);
+  const st = await stat(path.join(backup, 'm.txt'));
+  t.equal(st.mode & 0o777, 0o600);
+  t.equal(st.mtimeMs, 1_600_000_000_000);
+  const again = await runAgent(g, backup);
+  t.equal(again.requests, 1, 'and the local index knows it is ours');
+  const s3 = await runAgent(g, backup);
+  t.equal(s3.keptAside, 0);
+});
