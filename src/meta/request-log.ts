@@ -71,3 +71,14 @@ export async function requestTotals(db: Queryable, minutes = 60): Promise<{ name
     [minutes],
   );
 }
+
+/** Requests and bytes per minute over the last `minutes` (for the dashboard's activity chart). */
+export async function requestsPerMinute(db: Queryable, minutes = 60): Promise<{ minute: Date; requests: number; bytes: number; errors: number }[]> {
+  return db.query(
+    `SELECT date_trunc('minute', at) AS minute, count(*)::bigint AS requests, coalesce(sum(bytes), 0)::bigint AS bytes,
+            count(*) FILTER (WHERE status >= 400)::bigint AS errors
+       FROM api_requests WHERE at > now() - make_interval(mins => $1)
+      GROUP BY 1 ORDER BY 1`,
+    [minutes],
+  );
+}

@@ -60,12 +60,13 @@ t.test('dashboard shows the grid from the database', async (t) => {
   t.match(await page.innerText('[data-key="files"] .v'), /^7$/, 'files count from the database');
   t.match(await page.innerText('[data-node="alpha-node"] .detail'), /1\.0 TiB used of 4\.0 TiB \(3\.0 TiB free\) · 7 files held/, 'alpha space and files');
   t.match(await page.innerText('[data-node="beta-node"] .detail'), /5 files held/);
-  t.match(await page.innerText('[data-class="default"] .detail'), /7 files .*: 2 under .*, 5 at, 0 over target/, 'compliance per class');
+  t.match(await page.innerText('[data-class="default"] .detail'), /7 files \(49 B\): 2 under \(14 B\), 5 at \(35 B\), 0 over target \(0 B\)/, 'compliance per class, counts and bytes');
   t.match(await page.innerText('[data-backup-node="offsite1"] .detail'), /4 of 7 files held .* behind 3 files/, 'backup progress');
   t.match(text, /checksum-mismatch/, 'recent problems');
   t.match(text, /GET \/api\/v1\/feed\s+200\s+[\d.]+ (B|KiB)/, 'recent activity with status and bytes');
   t.notMatch(text, /feed\s+200\s+0 B/, 'the feed answer has bytes');
   t.equal(await page.locator('svg.bar').count(), 5, 'bars drawn as inline SVG (2 nodes with space, 1 class, 2 backup nodes)');
+  t.ok((await page.locator('svg.chart rect').count()) >= 1, 'activity chart has a column');
   await page.screenshot({ path: path.join(shots, 'desktop.png'), fullPage: true });
 
   // it refreshes by itself

@@ -58,6 +58,31 @@
     return t;
   }
   function fill(id, ...nodes) { const e = $(id); e.replaceChildren(...nodes); }
+  // bytes served per minute over the last hour, as columns (red cap = minutes with errors)
+  function activityChart(rows) {
+    const svg = document.createElementNS(SVG, 'svg');
+    svg.setAttribute('class', 'chart'); svg.setAttribute('viewBox', '0 0 600 80'); svg.setAttribute('preserveAspectRatio', 'none');
+    svg.setAttribute('role', 'img');
+    const now = Math.floor(Date.now() / 60000);
+    const byMin = new Map(rows.map((r) => [Math.floor(new Date(r.minute).getTime() / 60000), r]));
+    let max = 1;
+    for (const r of rows) max = Math.max(max, Number(r.bytes));
+    let total = 0, reqs = 0;
+    for (let i = 0; i < 60; i++) {
+      const r = byMin.get(now - 59 + i);
+      if (!r) continue;
+      total += Number(r.bytes); reqs += Number(r.requests);
+      const h = Math.max(2, (76 * Number(r.bytes)) / max);
+      const rect = document.createElementNS(SVG, 'rect');
+      rect.setAttribute('x', String(i * 10 + 1)); rect.setAttribute('width', '8'); rect.setAttribute('y', String(80 - h)); rect.setAttribute('height', String(h));
+      rect.setAttribute('fill', Number(r.errors) ? 'var(--warn)' : 'var(--used)');
+      const t = document.createElementNS(SVG, 'title');
+      t.textContent = `${new Date(r.minute).toLocaleTimeString()}: ${num(r.requests)} requests, ${bytes(Number(r.bytes))}, ${num(r.errors)} errors`;
+      rect.append(t); svg.append(rect);
+    }
+    svg.setAttribute('aria-label', `last hour: ${num(reqs)} requests, ${bytes(total)} served`);
+    return el('div', {}, svg, el('div', { class: 'muted axis' }, el('span', {}, '60 min ago'), el('span', {}, 'bytes served per minute'), el('span', {}, 'now')));
+  }
 
   function render(d) {
     const s = d.stats;
@@ -83,11 +108,14 @@
           el('span', stale ? { class: 'error' } : {}, age(n.heartbeatAgeSec))));
     }) : [el('div', { class: 'muted' }, 'no storage nodes registered')]));
 
-    fill('classes', ...(s.classes.length ? s.classes.map((c) => el('div', { class: 'row cls', 'data-class': c.class },
-      el('div', { class: 'name' }, c.class),
-      bar([{ value: c.under, color: 'var(--bad)', title: `under ${c.under}` }, { value: c.at, color: 'var(--ok)', title: `at ${c.at}` }, { value: c.over, color: 'var(--over)', title: `over ${c.over}` }]),
-      el('div', { class: 'detail' }, `${num(c.files)} files (${bytes(c.bytes)}): ${num(c.under)} under (${bytes(c.underBytes)}), ${num(c.at)} at, ${num(c.over)} over target`)))
-      : [el('div', { class: 'muted' }, 'no files yet')]));
+    const cb = new Map((d.classBytes || []).map((x) => [x.class, x]));
+    fill('classes', ...(s.classes.length ? s.classes.map((c) => {
+      const b = cb.get(c.class) || { atBytes: 0, overBytes: 0 };
+      return el('div', { class: 'row cls', 'data-class': c.class },
+        el('div', { class: 'name' }, c.class),
+        bar([{ value: c.under, color: 'var(--bad)', title: `under ${c.under}` }, { value: c.at, color: 'var(--ok)', title: `at ${c.at}` }, { value: c.over, color: 'var(--over)', title: `over ${c.over}` }]),
+        el('div', { class: 'detail' }, `${num(c.files)} files (${bytes(c.bytes)}): ${num(c.under)} under (${bytes(c.underBytes)}), ${num(c.at)} at (${bytes(b.atBytes)}), ${num(c.over)} over target (${bytes(b.overBytes)})`));
+    }) : [el('div', { class: 'muted' }, 'no files yet')]));
 
     fill('backups', ...(s.backupNodes.length ? s.backupNodes.map((b) => {
       const want = b.wanted || 0;
@@ -99,7 +127,8 @@
 
     fill('problems', table(['when', 'kind', 'where', 'path', 'detail'], d.problems.map((p) => [
       new Date(p.createdAt).toLocaleString(), p.kind + (p.resolvedAt ? ' (resolved)' : ''), p.nodeName || p.backupNodeName || '', p.path || '', (p.detail || '').slice(0, 160)]), 3));
-    fill('totals-hour', 'last hour: ' + (d.totals.length ? d.totals.map((t) => `${t.name || 'dashboard/anonymous'}: ${num(t.requests)} requests, ${bytes(t.bytes)}${t.errors ? ', ' + num(t.errors) + ' errors' : ''}`).join(' · ') : 'no API requests'));
+    fill('totals-hour', 'last hour: ' + (d.totals.length ? d.totals.map((t) => `${t.name || "dashboard/anonymous"}: ${num(t.requests)} request${Number(t.requests) === 1 ? "" : "s"}, ${bytes(t.bytes)}${t.errors ? ', ' + num(t.errors) + ' errors' : ''}`).join(' · ') : 'no API requests'));
+    fill('activity-chart', activityChart(d.perMinute || []));
     fill('activity', table(['when', 'who', 'request', 'status', 'bytes', 'ms'], d.requests.map((r) => [
       new Date(r.at).toLocaleTimeString(), r.backupNodeName || r.remote || '', r.method + ' ' + r.route, r.status, bytes(r.bytes), r.durationMs])));
     fill('changes', table(['seq', 'path', 'change', 'size'], d.changes.map((c) => [c.seq, c.path, c.deleted ? 'deleted/renamed away' : 'version ' + c.version, bytes(c.size)]), 1));

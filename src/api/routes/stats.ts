@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ApiContext } from '../server.js';
 import { gridStats, type GridStats } from '../../meta/stats.js';
 import { recentProblems } from '../../meta/problems.js';
-import { recentRequests, requestTotals } from '../../meta/request-log.js';
+import { recentRequests, requestTotals, requestsPerMinute } from '../../meta/request-log.js';
 import { latestSeq } from '../../meta/feed.js';
 
 const CACHE_MS = 3000;
@@ -72,17 +72,24 @@ export function metricsText(s: GridStats, inFlight: Map<string, number>): string
 export async function registerStatsRoutes(app: FastifyInstance, ctx: ApiContext): Promise<void> {
   const stats = cached(() => gridStats(ctx.store));
   const dashboard = cached(async () => {
-    const [s, problems, requests, totals, seq, changes] = await Promise.all([
+    const [s, problems, requests, totals, perMinute, seq, changes, classBytes] = await Promise.all([
       stats(),
       recentProblems(ctx.store, 20),
       recentRequests(ctx.store, 25),
       requestTotals(ctx.store, 60),
+      requestsPerMinute(ctx.store, 60),
       latestSeq(ctx.store),
       ctx.store.query(
         `SELECT path, (deleted_at IS NOT NULL) AS deleted, version, size, seq FROM files ORDER BY seq DESC LIMIT 15`,
       ),
+      // bytes at and over target per class (stats has the counts and the bytes under target)
+      ctx.store.query<{ class: string; atBytes: number; overBytes: number }>(
+        `SELECT class, coalesce(sum(size) FILTER (WHERE kept_replicas = replica_target), 0)::bigint AS "atBytes",
+                coalesce(sum(size) FILTER (WHERE kept_replicas > replica_target), 0)::bigint AS "overBytes"
+           FROM file_replica_counts GROUP BY class`,
+      ),
     ]);
-    return { generatedAt: new Date().toISOString(), stats: s, problems, requests, totals, latestSeq: seq, changes };
+    return { generatedAt: new Date().toISOString(), stats: s, classBytes, problems, requests, totals, perMinute, latestSeq: seq, changes };
   });
   const inFlightByName = async (): Promise<Map<string, number>> => {
     const ids = ctx.throttle.inFlight();
