@@ -146,7 +146,7 @@ export class ApiClient {
       } catch (err) {
         if (this.opts.signal?.aborted) throw err;
         if (!isTransient(err)) throw err;
-        this.log.warn({ api: base.origin, err: (err as Error).message }, 'API URL unreachable; trying the next');
+        this.log.info({ api: base.origin, err: (err as Error).message }, 'API URL unreachable; trying the next');
         lastErr = err;
       }
     }
@@ -206,7 +206,7 @@ export class ApiClient {
         }
         if (!isTransient(err) || ++failures >= attempts) throw err;
         const delay = Math.min(30_000, (this.opts.backoffMs ?? 500) * 2 ** (failures - 1)) * (0.5 + Math.random());
-        this.log.warn({ what, err: (err as Error).message, attempt: failures, delayMs: Math.round(delay) }, 'transient failure; retrying');
+        this.log.info({ what, err: (err as Error).message, attempt: failures, delayMs: Math.round(delay) }, 'transient failure; retrying');
         await sleep(delay, this.opts.signal);
       }
     }

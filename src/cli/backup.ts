@@ -45,6 +45,11 @@ async function withClient<T>(args: GlobalArgs, io: CliIo, fn: (client: ApiClient
   const client = new ApiClient({ urls, token, caFile: config.backup.caFile, maxSockets: config.backup.concurrency + 2, log, signal: io.signal });
   try {
     return await fn(client, config, folder, log);
+  } catch (err) {
+    if (isGeoError(err)) throw err;
+    // API unreachable after retries, refused token, disk errors...: one clear line, not a stack
+    const e = err as Error & { code?: string; status?: number };
+    throw new GeoError('IO', `backup: ${e.message}${e.code && !e.message.includes(e.code) ? ` (${e.code})` : ''} — nothing past the last finished file was recorded; the next run continues from there`);
   } finally {
     client.close();
   }
