@@ -5,6 +5,7 @@
 import { defineCommand } from './command.js';
 import { print, printErr, withStore, type GlobalArgs } from './context.js';
 import { fsck } from '../replicator/fsck.js';
+import { upConfig } from './up.js';
 
 export const fsckCommand = defineCommand<GlobalArgs & { checksums?: boolean; orphans?: boolean; record?: boolean; json?: boolean }>({
   command: 'fsck',
@@ -18,7 +19,9 @@ export const fsckCommand = defineCommand<GlobalArgs & { checksums?: boolean; orp
       .example('$0 fsck', 'sizes and presence, fast')
       .example('$0 fsck --checksums --orphans', 'everything'),
   handler: async (args, io) =>
-    withStore(args, io, async (store, config, log) => {
+    withStore(args, io, async (store, loaded, log) => {
+      // a grid made by `geogridfs up` has its node folders under dataDir/nodes
+      const config = await upConfig(loaded);
       const findings: string[] = [];
       const report = await fsck(store, config, log, {
         checksums: args.checksums === true,

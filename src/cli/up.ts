@@ -20,6 +20,7 @@ import type { Logger } from '../util/log.js';
 import { defineCommand } from './command.js';
 import { configFor, loggerFor, print, type CliIo, type GlobalArgs } from './context.js';
 import { guardProcess, rerunWithThreadPool, startMount, threadPoolReady, untilStopped } from './mount.js';
+import { startReplicators } from '../replicator/daemon.js';
 
 /** What a service of `up` gets. */
 export interface UpContext {
@@ -49,6 +50,7 @@ export const UP_SERVICES: UpService[] = [
       return { stop: () => m.stop(), describe: `${ctx.mountpoint} (${m.fs.nodes.map((n) => n.name).join(', ')})`, gone: m.mounted.gone };
     },
   },
+  { name: 'replicator', start: (ctx) => startReplicators(ctx.config, ctx.log.child({ service: 'replicator' })) },
 ];
 
 /** The local grid's configuration: three node folders under dataDir unless config.ts names nodes. */

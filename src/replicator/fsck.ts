@@ -128,7 +128,8 @@ export async function fsck(store: MetaStore, config: Config, log: Logger, opts: 
     opts.onFinding?.({ kind: 'unreachable', node: name, path: '/', detail: `node folder ${config.nodes[name] ?? '(not in config nodes)'} not reachable from this host: not checked` });
   }
   const f = report.findings;
-  report.clean = f.missing + f.size + f.corrupt + f.under + f.orphan === 0;
+  // a node that could not be looked at is not known to be clean
+  report.clean = f.missing + f.size + f.corrupt + f.under + f.orphan + f.unreachable === 0;
   report.elapsedMs = Date.now() - started;
   log.debug({ report }, 'fsck done');
   return report;

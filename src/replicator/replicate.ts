@@ -27,6 +27,13 @@ import {
 import { recordProblem, resolveProblems } from '../meta/problems.js';
 import { copyVerified, fsyncDir, SourceMismatchError } from '../storage/copy.js';
 import { onNode } from '../util/vpath.js';
+import { getFileById } from '../meta/files.js';
+
+/** A source modified this recently that does not match metadata is taken as being written, not corrupt. */
+const RECENT_WRITE_MS = 60_000;
+
+/** A file no node can take for this long is re-examined only once a minute. */
+const STUCK_AFTER_SEC = 300;
 
 export interface ReplicateOptions {
   /** remove surplus copies of over-replicated files (only when asked) */
@@ -226,7 +233,8 @@ async function processQueue(ctx: ReplicatorContext, stats: ReplicateStats, opts:
       if (p.copyHere) copies.push(f);
       else if (p.dropHere) drops.push({ file: f, reason: p.dropHere });
       else if (p.done) finished.push(f.id);
-      else if (p.stuck) stuck.push(f.id);
+      // nobody can take it now: looked at again next run; after a while only every minute
+      else if (p.stuck && e.waitedSec > STUCK_AFTER_SEC) stuck.push(f.id);
     }
     await removeQueued(store, finished);
     await deferQueued(store, stuck, 60);
@@ -347,10 +355,12 @@ async function copyHere(ctx: ReplicatorContext, f: WorkFile, nodes: Map<number, 
     return;
   }
   const errors: string[] = [];
+  let beingWritten = false;
   for (const src of sources) {
+    const sourcePath = onNode(config.nodes[src.name]!, src.path);
     try {
       const got = await copyVerified(ctx.pool, {
-        source: onNode(config.nodes[src.name]!, src.path),
+        source: sourcePath,
         dest,
         checksum: f.checksum!,
         size: f.size,
@@ -376,11 +386,27 @@ async function copyHere(ctx: ReplicatorContext, f: WorkFile, nodes: Map<number, 
     } catch (err) {
       errors.push(`${src.name}: ${(err as Error).message}`);
       if (err instanceof SourceMismatchError) {
+        const current = await getFileById(store, f.id);
+        if (!current || current.deletedAt || current.version !== f.version) {
+          // the file changed (or went) since this run read it: not a fault, look again now
+          await enqueue(store, [f.id], 'changed', 0);
+          return;
+        }
+        const st = await lstat(sourcePath).catch(() => null);
+        if (st && Date.now() - st.mtimeMs < RECENT_WRITE_MS) {
+          beingWritten = true; // a writer (the mount) has not committed its version yet
+          continue;
+        }
         const srcNode = [...nodes.values()].find((n) => n.name === src.name);
         await recordProblem(store, { kind: 'corrupt-replica', nodeId: srcNode?.id ?? null, fileId: f.id, path: f.path, detail: `replicate on ${node.name}: ${err.message}` });
       }
       log.warn({ path: f.path, source: src.name, err: (err as Error).message }, 'replicate: source failed, trying the next');
     }
+  }
+  if (beingWritten && errors.length === sources.length) {
+    log.debug({ path: f.path }, 'replicate: the file is being written; trying again shortly');
+    await enqueue(store, [f.id], 'being-written', 10);
+    return;
   }
   stats.failed++;
   await recordProblem(store, { kind: 'copy-failed', nodeId: node.id, fileId: f.id, path: f.path, detail: errors.join('; ') });

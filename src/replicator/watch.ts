@@ -96,8 +96,12 @@ export async function watch(ctx: ReplicatorContext, opts: WatchOptions = {}): Pr
     while (!ctx.signal?.aborted) {
       if (!wanted) {
         await new Promise<void>((resolve) => {
-          wake = resolve;
-          ctx.signal?.addEventListener('abort', () => resolve(), { once: true });
+          const onAbort = () => resolve();
+          wake = () => {
+            ctx.signal?.removeEventListener('abort', onAbort);
+            resolve();
+          };
+          ctx.signal?.addEventListener('abort', onAbort, { once: true });
         });
         wake = null;
         continue;
