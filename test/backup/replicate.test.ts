@@ -254,3 +254,37 @@ t.test('a mode or mtime change without new content is applied without downloadin
   const s3 = await runAgent(g, backup);
   t.equal(s3.keptAside, 0);
 });
+
+t.test('the mount\'s own rename/unlink (fs-ops): folder rename, rename over a file, unlink', async (t) => {
+  const { renamePath, unlinkFile } = await import('../../src/meta/fs-ops.js');
+  const g = await makeGrid(t);
+  const root = await scratchDir('bk-');
+  const m = new Mirror(g, path.join(root, 'expected'));
+  const backup = path.join(root, 'backup');
+  await m.put('/dir/a.txt', 'a');
+  await m.put('/dir/sub/b.bin', blob(120_000, 7));
+  await m.put('/x.txt', 'x wins');
+  await m.put('/y.txt', 'y is replaced');
+  await m.put('/z.txt', 'z is unlinked');
+  await runAgent(g, backup);
+  await g.store.txn((tx) => renamePath(tx, '/dir', '/moved', []));
+  await g.store.txn((tx) => renamePath(tx, '/x.txt', '/y.txt', []));
+  await g.store.txn((tx) => unlinkFile(tx, '/z.txt', []));
+  const { rm, rename: mv, mkdir } = await import('node:fs/promises');
+  await mkdir(path.join(m.expected, 'moved'), { recursive: true });
+  await mv(path.join(m.expected, 'dir/a.txt'), path.join(m.expected, 'moved/a.txt'));
+  await mv(path.join(m.expected, 'dir/sub'), path.join(m.expected, 'moved/sub'));
+  await rm(path.join(m.expected, 'dir'), { recursive: true });
+  await mv(path.join(m.expected, 'x.txt'), path.join(m.expected, 'y.txt'));
+  await rm(path.join(m.expected, 'z.txt'));
+  const s = await runAgent(g, backup);
+  t.equal(s.failed, 0);
+  t.equal(s.downloaded, 0, 'nothing downloaded');
+  t.equal(s.renamed, 3, 'a, b and x renamed locally');
+  t.equal(s.deleted, 2, 'the replaced y and the unlinked z go to the trash');
+  const d = await diffTrees(m.expected, backup);
+  t.equal(d.code, 0, `diff -r is clean ${d.out}`);
+  const trash = path.join(backup, '.geogridfs', 'trash', new Date().toISOString().slice(0, 10));
+  t.equal(await readFile(path.join(trash, 'y.txt'), 'utf8'), 'y is replaced');
+  t.equal(await readFile(path.join(trash, 'z.txt'), 'utf8'), 'z is unlinked');
+});
