@@ -51,6 +51,7 @@ export const UP_SERVICES: UpService[] = [
     },
   },
   { name: 'replicator', start: (ctx) => startReplicators(ctx.config, ctx.log.child({ service: 'replicator' })) },
+  { name: 'api', start: async (ctx) => (await import('../api/service.js')).startApiService(ctx.config, ctx.log.child({ service: 'api' })) },
 ];
 
 /** The local grid's configuration: three node folders under dataDir unless config.ts names nodes. */
