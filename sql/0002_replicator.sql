@@ -70,3 +70,26 @@ CREATE TABLE walk_hashes (
   hashed_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (node_id, path)
 );
+
+-- A queue entry is removed by a replicator only if it is unchanged since the
+-- replicator read it (same not_before), so every event that needs a new look
+-- must touch the entry, not merely find it present: replica loss and node
+-- state changes now refresh not_before too (0001 left an existing entry as
+-- it was, which a concurrent "done" could then delete).
+CREATE OR REPLACE FUNCTION geogridfs_enqueue_replica_loss() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO replication_queue (file_id, reason)
+  SELECT f.id, 'replica-lost' FROM files f WHERE f.id = OLD.file_id AND f.deleted_at IS NULL AND f.kind = 'file'
+  ON CONFLICT (file_id) DO UPDATE SET not_before = now(), reason = EXCLUDED.reason;
+  RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION geogridfs_enqueue_node_files() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.state <> OLD.state AND NEW.state IN ('drain', 'dead') THEN
+    INSERT INTO replication_queue (file_id, reason)
+    SELECT r.file_id, 'node-' || NEW.state FROM replicas r WHERE r.node_id = NEW.id
+    ON CONFLICT (file_id) DO UPDATE SET not_before = now(), reason = EXCLUDED.reason;
+  END IF;
+  RETURN NULL;
+END $$;

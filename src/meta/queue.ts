@@ -68,16 +68,28 @@ export async function workFiles(db: Queryable, fileIds: readonly number[]): Prom
   );
 }
 
-/** Remove queue entries (the files are at target with nothing left to clean). */
-export async function removeQueued(db: Queryable, fileIds: readonly number[]): Promise<void> {
-  if (fileIds.length) await db.query('DELETE FROM replication_queue WHERE file_id = ANY($1::bigint[])', [fileIds]);
+/**
+ * Remove queue entries (the files are at target with nothing left to clean),
+ * each only if it is unchanged since it was read (same not_before): an entry
+ * refreshed meanwhile by a trigger (new version, lost replica, node state)
+ * stays for the next look.
+ */
+export async function removeQueued(db: Queryable, entries: readonly QueueEntry[]): Promise<void> {
+  if (!entries.length) return;
+  await db.query(
+    `DELETE FROM replication_queue q USING unnest($1::bigint[], $2::timestamptz[]) AS u(f, nb) WHERE q.file_id = u.f AND q.not_before = u.nb`,
+    [entries.map((e) => e.fileId), entries.map((e) => e.notBefore)],
+  );
 }
 
-/** Push queue entries back by `seconds` (nobody can act on them now). */
-export async function deferQueued(db: Queryable, fileIds: readonly number[], seconds: number): Promise<void> {
-  if (fileIds.length) {
-    await db.query(`UPDATE replication_queue SET not_before = now() + make_interval(secs => $2) WHERE file_id = ANY($1::bigint[])`, [fileIds, seconds]);
-  }
+/** Push queue entries back by `seconds` (nobody can act on them now), unless refreshed since read. */
+export async function deferQueued(db: Queryable, entries: readonly QueueEntry[], seconds: number): Promise<void> {
+  if (!entries.length) return;
+  await db.query(
+    `UPDATE replication_queue q SET not_before = now() + make_interval(secs => $3)
+       FROM unnest($1::bigint[], $2::timestamptz[]) AS u(f, nb) WHERE q.file_id = u.f AND q.not_before = u.nb`,
+    [entries.map((e) => e.fileId), entries.map((e) => e.notBefore), seconds],
+  );
 }
 
 /** Put files (back) on the queue, e.g. after a failed copy or to re-check them. */

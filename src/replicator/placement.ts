@@ -17,6 +17,7 @@
  * - A `drain` node drops its copy once kept >= target (copy first, delete
  *   after). A stale replica is dropped once kept >= target and the node was
  *   not chosen to refresh it.
+ * - A `readonly` node never drops anything.
  * - kept > target is over-replication: reported; trimmed only when asked, by
  *   the holders of lowest rendezvous weight (never below target).
  */
@@ -100,7 +101,8 @@ export function plan(file: PlacementFile, nodes: readonly PlacementNode[], selfI
 
   let dropHere: Plan['dropHere'] = null;
   const over = kept > file.replicaTarget;
-  if (self && kept >= file.replicaTarget) {
+  // a readonly node only serves: it removes nothing (its copies count)
+  if (self && self.state !== 'readonly' && kept >= file.replicaTarget) {
     if (self.state === 'drain' && holdsCurrent.has(selfId)) dropHere = 'drain';
     else if (holdsStale.has(selfId) && self.state !== 'dead') dropHere = 'stale';
     else if (over && opts.trim && keptReplicas.some((r) => r.nodeId === selfId)) {

@@ -22,7 +22,7 @@ import { rank } from './rendezvous.js';
 import { placementNodes, dropReplica, writeNodeHeartbeat, type DropReason } from '../meta/replicas.js';
 import {
   claimCopies, clearOverReplicated, deferQueued, dueWork, enqueue, expireClaims, finishNodeWork, markOverReplicated, nodeWork,
-  overReplicated, pathTakenOnNode, recordCopies, releaseClaims, releaseNodeClaims, removeQueued, renewClaims, workFiles, type QueueCursor, type WorkFile,
+  overReplicated, pathTakenOnNode, recordCopies, releaseClaims, releaseNodeClaims, removeQueued, renewClaims, workFiles, type QueueCursor, type QueueEntry, type WorkFile,
 } from '../meta/queue.js';
 import { recordProblem, resolveProblems } from '../meta/problems.js';
 import { copyVerified, fsyncDir, SourceMismatchError } from '../storage/copy.js';
@@ -215,8 +215,8 @@ async function processQueue(ctx: ReplicatorContext, stats: ReplicateStats, opts:
     const last = entries[entries.length - 1]!;
     cursor = { notBefore: last.notBefore, fileId: last.fileId };
     const files = new Map((await workFiles(store, entries.map((e) => e.fileId))).map((f) => [f.id, f]));
-    const finished: number[] = [];
-    const stuck: number[] = [];
+    const finished: QueueEntry[] = [];
+    const stuck: QueueEntry[] = [];
     const over: number[] = [];
     const notOver: number[] = [];
     const copies: WorkFile[] = [];
@@ -225,16 +225,16 @@ async function processQueue(ctx: ReplicatorContext, stats: ReplicateStats, opts:
       stats.examined++;
       const f = files.get(e.fileId);
       if (!f || f.deleted || f.kind !== 'file') {
-        finished.push(e.fileId);
+        finished.push(e);
         continue;
       }
       const p = plan(f, nodes, node.id, { minFreeBytes: config.replicator.minFreeBytes, widen: e.waitedSec > config.replicator.claimTtlSec });
       (p.over ? over : notOver).push(f.id);
       if (p.copyHere) copies.push(f);
       else if (p.dropHere) drops.push({ file: f, reason: p.dropHere });
-      else if (p.done) finished.push(f.id);
+      else if (p.done) finished.push(e);
       // nobody can take it now: looked at again next run; after a while only every minute
-      else if (p.stuck && e.waitedSec > STUCK_AFTER_SEC) stuck.push(f.id);
+      else if (p.stuck && e.waitedSec > STUCK_AFTER_SEC) stuck.push(e);
     }
     await removeQueued(store, finished);
     await deferQueued(store, stuck, 60);

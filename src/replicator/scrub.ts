@@ -87,12 +87,16 @@ export async function scrub(ctx: ReplicatorContext, opts: ScrubOptions = {}): Pr
           }
           const q = path.join(root, QUARANTINE_DIR, `${it.nodePath}.${Date.now()}`);
           await mkdir(path.dirname(q), { recursive: true });
-          // forget the replica first (refused if it became the last copy meanwhile), then move the bytes away
+          // move the bytes away first, then forget the replica (refused if it became the last copy
+          // meanwhile: then the bytes go back). In this order a copy that replicate places here after
+          // the row is gone can never be the file moved away.
+          await rename(local, q);
           if ((await dropReplica(store, it.fileId, node.id, 'corrupt')) === null) {
+            await rename(q, local);
             stats.keptLastCopy++;
+            await recordProblem(store, { kind: 'corrupt-replica', nodeId: node.id, fileId: it.fileId, path: it.path, detail: `${detail}; the only copy: left in place` });
             continue;
           }
-          await rename(local, q);
           stats.quarantined++;
           await recordProblem(store, { kind: 'corrupt-replica', nodeId: node.id, fileId: it.fileId, path: it.path, detail: `${detail}; moved to ${path.relative(root, q)}, will be restored from a good copy` });
         } catch (err) {

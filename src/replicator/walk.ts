@@ -70,6 +70,9 @@ export function statUs(ns: bigint): number {
   return Number(ns / 1000n);
 }
 
+/** A differing local file this recently modified, of which this node holds the current version, is taken as being written. */
+const RECENT_WRITE_MS = 60_000;
+
 /** Files up to this size are hashed in groups of SMALL_GROUP per worker message. */
 const SMALL_FILE = 256 * 1024;
 const SMALL_GROUP = 32;
@@ -185,6 +188,11 @@ export async function walk(ctx: ReplicatorContext, opts: WalkOptions = {}): Prom
       }
     }
     for (const h of bad) {
+      if (h.info?.replicaVersion !== null && h.info?.replicaVersion === h.info?.version && Date.now() - h.mtimeUs / 1000 < RECENT_WRITE_MS) {
+        // this node holds the current version and the file was just modified: a writer
+        // (the mount) has not committed its new version yet; not a mismatch
+        continue;
+      }
       mismatches++;
       const sizeDiffers = h.info?.size !== h.size;
       await recordProblem(tx, {
@@ -235,8 +243,12 @@ export async function walk(ctx: ReplicatorContext, opts: WalkOptions = {}): Prom
       const info = infos.get(e.vpath);
       stats.files++;
       stats.bytes += size;
-      if (info && !info.fileId && info.otherReplica) {
+      if (info?.otherReplica) {
         stats.skipped++; // bytes of a deleted or renamed file: replicate applies that
+        continue;
+      }
+      if (info?.fileId && info.replicaVersion !== null && info.version !== null && info.replicaVersion < info.version && info.replicaPath === e.vpath) {
+        stats.skipped++; // a known older version: replicate overwrites it
         continue;
       }
       if (info?.fileId && info.kind !== 'file') {

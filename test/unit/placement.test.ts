@@ -69,3 +69,12 @@ t.test('plan: eligibility (space, heartbeat, state), stale first, drain, dead, t
   const trimmers = three.filter((n) => plan(over, three, n.id, { minFreeBytes: 0, trim: true }).dropHere === 'trim');
   t.equal(trimmers.length, 2, 'with trim, exactly the surplus holders drop');
 });
+
+t.test('plan: a readonly node serves but never drops', async (t) => {
+  const nodes = [node(1, 'readonly'), node(2), node(3)];
+  const stale = file([{ nodeId: 1, version: 1 }, { nodeId: 2, version: 2 }, { nodeId: 3, version: 2 }], 2, 2);
+  t.equal(plan(stale, nodes, 1, { minFreeBytes: 0 }).dropHere, null);
+  const over = file([{ nodeId: 1, version: 1 }, { nodeId: 2, version: 1 }, { nodeId: 3, version: 1 }], 1);
+  t.equal(plan(over, nodes, 1, { minFreeBytes: 0, trim: true }).dropHere, null);
+  t.equal(plan(file([{ nodeId: 1, version: 1 }], 2), nodes, 1, { minFreeBytes: 0 }).copyHere, false, 'takes nothing new');
+});
