@@ -70,17 +70,18 @@ const replicateCmd = defineCommand<GlobalArgs & { trim?: boolean; 'budget-sec'?:
     }),
 });
 
-const watchCmd = defineCommand<GlobalArgs & { interval?: number }>({
+const watchCmd = defineCommand<GlobalArgs & { interval?: number; files?: boolean }>({
   command: 'watch',
   describe: 'daemon: replicate on every change (LISTEN) and register files placed by hand (file watcher)',
   builder: (y) =>
     y
       .option('interval', { type: 'number', default: 60, describe: 'run a pass at least every N seconds' })
+      .option('files', { type: 'boolean', default: true, describe: 'watch the node folder for files placed by hand (--no-files on huge trees: the watcher keeps every name in memory; walk from cron instead)' })
       .example('$0 replicator watch', 'as a systemd service (stops on SIGTERM)'),
   handler: async (args, io) =>
     withReplicator(args, io, async (ctx) => {
       ctx.log.info({ node: ctx.node.name, root: ctx.root }, 'replicator watching');
-      await watch(ctx, { intervalSec: args.interval ?? 60 });
+      await watch(ctx, { intervalSec: args.interval ?? 60, watchFiles: args.files !== false });
       return 0;
     }),
 });
