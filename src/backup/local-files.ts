@@ -79,3 +79,19 @@ export async function removeLocal(folder: string, local: string): Promise<void> 
   await rm(local, { force: true });
   await pruneEmpty(folder, path.dirname(local));
 }
+
+/**
+ * Make sure the folders above `vpath` exist locally. A file (or symlink) the
+ * grid now has as a folder is moved aside first; `onAside` is told where.
+ */
+export async function ensureParents(folder: string, vpath: string, onAside: (vp: string, where: string) => void): Promise<void> {
+  const parts = vpath.split('/').slice(1, -1);
+  let vp = '';
+  for (const part of parts) {
+    vp += '/' + part;
+    const local = onNode(folder, vp);
+    const st = await localStat(local);
+    if (st.exists && (st.isFile || st.isSymlink)) onAside(vp, await moveAside(folder, vp, local));
+    if (!st.exists || st.isFile || st.isSymlink) await mkdir(local, { recursive: true });
+  }
+}

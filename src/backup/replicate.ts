@@ -21,7 +21,7 @@ import type { FeedItem, FeedPage } from '../meta/feed.js';
 import { ApiClient, ThrottledError, HttpError } from './api-client.js';
 import { Downloader, FreeSpaceError, SupersededError, sha256File } from './downloader.js';
 import { LocalIndex, readCursor, takeLock, writeCursor, type IndexEntry } from './local-state.js';
-import { isOurs, localPathOf, localStat, moveAside, moveToTrash, pruneEmpty, removeLocal, stamp } from './local-files.js';
+import { ensureParents, isOurs, localPathOf, localStat, moveAside, moveToTrash, pruneEmpty, removeLocal, stamp } from './local-files.js';
 
 export type DeletionPolicy = 'keep' | 'trash' | 'delete';
 
@@ -214,6 +214,7 @@ export class Replicator {
           }
           this.summary.failed++;
           this.log.error({ path: item.path, err: (err as Error).message }, 'backup of this item failed');
+          this.problems.push({ kind: 'other', path: item.path, detail: `backup host could not store it (retried next run): ${(err as Error).message}` });
           return 'failed';
         }
       });
@@ -244,6 +245,11 @@ export class Replicator {
       this.problems.push({ kind: 'other', path: item.path, detail: 'path collides with the backup agent\'s state folder; not backed up' });
       return;
     }
+    await ensureParents(this.opts.folder, item.path, (vp, where) => {
+      this.index!.delete(vp);
+      this.summary.keptAside++;
+      this.problems.push({ kind: 'backup-mismatch', path: vp, detail: `a local file where the grid has a folder; kept aside at ${path.relative(this.opts.folder, where)}` });
+    });
     const index = this.index!;
     let st = await localStat(local);
     let e = index.get(item.path);
@@ -303,6 +309,8 @@ export class Replicator {
     // 3. a local file we did not leave (or changed since): adopt it when identical, else keep it aside
     if (st.exists && !isOurs(st, e)) {
       if (st.isFile && st.size === item.size && (await sha256File(local)) === item.checksum) {
+        await chmod(local, item.mode & 0o7777);
+        await utimes(local, item.mtimeUs / 1e6, item.mtimeUs / 1e6);
         this.setEntry(item.path, item, await stamp(local));
         this.summary.adopted++;
         this.markHeld(item);
@@ -340,8 +348,7 @@ export class Replicator {
       this.index!.delete(vpath);
       return;
     }
-    if (!st.isFile && !st.isSymlink) throw new Error(`${vpath}: a local folder is in the way`);
-    const where = await moveAside(this.opts.folder, vpath, local);
+    const where = await moveAside(this.opts.folder, vpath, local); // a file, a symlink or a whole folder
     this.index!.delete(vpath);
     this.summary.keptAside++;
     this.problems.push({ kind: 'backup-mismatch', path: vpath, detail: `${why}; kept aside at ${path.relative(this.opts.folder, where)}` });

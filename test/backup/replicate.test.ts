@@ -288,3 +288,25 @@ t.test('the mount\'s own rename/unlink (fs-ops): folder rename, rename over a fi
   t.equal(await readFile(path.join(trash, 'y.txt'), 'utf8'), 'y is replaced');
   t.equal(await readFile(path.join(trash, 'z.txt'), 'utf8'), 'z is unlinked');
 });
+
+t.test('a local folder where the grid has a file, and a local file where it has a folder, are kept aside', async (t) => {
+  const g = await makeGrid(t);
+  const root = await scratchDir('bk-');
+  const m = new Mirror(g, path.join(root, 'expected'));
+  const backup = path.join(root, 'backup');
+  const { mkdir } = await import('node:fs/promises');
+  await mkdir(path.join(backup, 'thing/inner'), { recursive: true });
+  await writeFile(path.join(backup, 'thing/inner/x.txt'), 'local folder content');
+  await writeFile(path.join(backup, 'box'), 'a local file');
+  await m.put('/thing', 'the grid has a file here');
+  await m.put('/box/in.txt', 'the grid has a folder here');
+  const s = await runAgent(g, backup);
+  t.equal(s.failed, 0);
+  t.equal(s.keptAside, 2);
+  const d = await diffTrees(m.expected, backup);
+  t.equal(d.code, 0, `diff -r is clean ${d.out}`);
+  const asideRoot = path.join(backup, '.geogridfs', 'aside');
+  const found: string[] = [];
+  for (const when of await readdir(asideRoot)) for (const n of await readdir(path.join(asideRoot, when))) found.push(n);
+  t.same(found.sort(), ['box', 'thing']);
+});
