@@ -86,6 +86,18 @@ export class Downloader {
     return path.join(statePaths(this.opts.folder).partial, `${f.id}-${f.checksum}.part`);
   }
 
+  private partialDirReady = false;
+
+  /** folders with renames not yet fsynced (done once per folder by syncDirs, before anything is reported) */
+  private dirtyDirs = new Set<string>();
+
+  /** fsync every folder that received files since the last call (makes the renames durable). */
+  async syncDirs(): Promise<void> {
+    const dirs = [...this.dirtyDirs];
+    this.dirtyDirs.clear();
+    for (const d of dirs) await fsyncDir(d);
+  }
+
   /** bytes promised to downloads in flight (so parallel downloads cannot overshoot the floor together) */
   private reserved = 0;
 
@@ -155,13 +167,17 @@ export class Downloader {
   }
 
   /**
-   * Download `f` to the local path `dest` (replacing what is there).
+   * Download `f` to the local path `dest` (replacing what is there). The
+   * rename is made durable by the next syncDirs().
    * Retries transient failures (resuming), honours 429 (client), throws
    * FreeSpaceError, SupersededError, IntegrityError (after one fresh retry).
    */
   async download(f: RemoteFile, dest: string): Promise<DownloadResult> {
     const part = this.partialPath(f);
-    await mkdir(path.dirname(part), { recursive: true });
+    if (!this.partialDirReady) {
+      await mkdir(path.dirname(part), { recursive: true });
+      this.partialDirReady = true;
+    }
     const result: DownloadResult = { transferred: 0, resumedFrom: 0 };
     let integrityFailures = 0;
     await this.opts.client.withRetries(`download ${f.path}`, async () => {
@@ -181,9 +197,12 @@ export class Downloader {
     await chmod(part, f.mode & 0o7777);
     const mtime = f.mtimeUs / 1e6;
     await utimes(part, mtime, mtime);
-    await mkdir(path.dirname(dest), { recursive: true });
-    await rename(part, dest);
-    await fsyncDir(path.dirname(dest));
+    await rename(part, dest).catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+      await mkdir(path.dirname(dest), { recursive: true }); // the folder went away meanwhile
+      await rename(part, dest);
+    });
+    this.dirtyDirs.add(path.dirname(dest));
     return result;
   }
 }

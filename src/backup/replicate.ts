@@ -108,6 +108,8 @@ export class Replicator {
   private held: HeldItem[] = [];
   private problems: { kind: 'backup-mismatch' | 'backup-unknown-file' | 'other'; path: string; detail: string }[] = [];
   private stop: string | null = null;
+  /** parent folders of files placed in this run (known to exist: no lstat walk per file) */
+  private readonly knownDirs = new Set<string>();
   readonly summary: ReplicateSummary = {
     pages: 0, items: 0, downloaded: 0, bytes: 0, resumed: 0, renamed: 0, adopted: 0, unchanged: 0, deleted: 0,
     keptAside: 0, superseded: 0, failed: 0, held: 0, heldRejected: 0, cursorBefore: 0, cursorAfter: 0, stoppedBy: null, seconds: 0,
@@ -145,6 +147,7 @@ export class Replicator {
         this.summary.pages++;
         this.index ??= await LocalIndex.load(this.opts.folder);
         const done = await this.processPage(page.items);
+        await this.downloader.syncDirs();
         await this.index.flush();
         await this.report();
         if (done > cursor) {
@@ -245,11 +248,15 @@ export class Replicator {
       this.problems.push({ kind: 'other', path: item.path, detail: 'path collides with the backup agent\'s state folder; not backed up' });
       return;
     }
-    await ensureParents(this.opts.folder, item.path, (vp, where) => {
+    const parent = path.dirname(item.path);
+    if (!this.knownDirs.has(parent)) {
+      await ensureParents(this.opts.folder, item.path, (vp, where) => {
       this.index!.delete(vp);
       this.summary.keptAside++;
-      this.problems.push({ kind: 'backup-mismatch', path: vp, detail: `a local file where the grid has a folder; kept aside at ${path.relative(this.opts.folder, where)}` });
-    });
+        this.problems.push({ kind: 'backup-mismatch', path: vp, detail: `a local file where the grid has a folder; kept aside at ${path.relative(this.opts.folder, where)}` });
+      });
+      this.knownDirs.add(parent);
+    }
     const index = this.index!;
     let st = await localStat(local);
     let e = index.get(item.path);
