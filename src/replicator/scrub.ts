@@ -19,6 +19,10 @@ import { dropReplica, markVerified, otherCurrentCopies, replicasToScrub, type Sc
 import { recordProblem } from '../meta/problems.js';
 import { QUARANTINE_DIR } from '../storage/copy.js';
 import { onNode } from '../util/vpath.js';
+import { getFileById } from '../meta/files.js';
+
+/** A differing copy modified this recently is taken as being written, not corrupt. */
+const RECENT_WRITE_MS = 60_000;
 
 export interface ScrubOptions {
   /** re-verify replicas not verified for this long (default 0: all) */
@@ -39,12 +43,14 @@ export interface ScrubStats {
   quarantined: number;
   /** corrupt but the only copy: left in place */
   keptLastCopy: number;
+  /** changed or being written while checked: left for the next scrub */
+  skipped: number;
   errors: number;
   elapsedMs: number;
 }
 
 export async function scrub(ctx: ReplicatorContext, opts: ScrubOptions = {}): Promise<ScrubStats> {
-  const stats: ScrubStats = { locked: false, checked: 0, bytes: 0, good: 0, missing: 0, corrupt: 0, quarantined: 0, keptLastCopy: 0, errors: 0, elapsedMs: 0 };
+  const stats: ScrubStats = { locked: false, checked: 0, bytes: 0, good: 0, missing: 0, corrupt: 0, quarantined: 0, keptLastCopy: 0, skipped: 0, errors: 0, elapsedMs: 0 };
   const started = Date.now();
   const release = await ctx.store.tryAdvisoryLock(`${lockKey(ctx.node.name)}:scrub`);
   if (!release) {
@@ -75,6 +81,14 @@ export async function scrub(ctx: ReplicatorContext, opts: ScrubOptions = {}): Pr
           if (h.size === it.size && h.checksum === it.checksum) {
             stats.good++;
             await markVerified(store, it.fileId, node.id);
+            continue;
+          }
+          // a writer (the mount) may be rewriting this file right now, or have committed a new
+          // version since this page was read: that is not corruption
+          const current = await getFileById(store, it.fileId);
+          const st = await lstat(local).catch(() => null);
+          if (!current || current.deletedAt || current.version !== it.fileVersion || (st && Date.now() - st.mtimeMs < RECENT_WRITE_MS)) {
+            stats.skipped++;
             continue;
           }
           stats.corrupt++;
@@ -123,6 +137,6 @@ export function formatScrubSummary(s: ScrubStats): string {
   if (s.locked) return 'scrub: another scrub of this node is running; nothing done';
   return (
     `scrub: ${s.checked} replicas checked (${(s.bytes / 2 ** 20).toFixed(1)} MiB in ${(s.elapsedMs / 1000).toFixed(1)}s): ${s.good} good, ` +
-    `${s.corrupt} corrupt (${s.quarantined} quarantined, ${s.keptLastCopy} only copies kept), ${s.missing} missing, ${s.errors} errors`
+    `${s.corrupt} corrupt (${s.quarantined} quarantined, ${s.keptLastCopy} only copies kept), ${s.missing} missing, ${s.skipped} changing, ${s.errors} errors`
   );
 }

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { readdir, rm, writeFile, readFile, rename, mkdir } from 'node:fs/promises';
+import { readdir, rm, writeFile, readFile, rename, mkdir, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { makeGrid, sampleTree, writeTree, listTree, replicaState, settle, assertDisksMatchMetadata, fileExists } from './grid.js';
 
@@ -18,8 +18,9 @@ t.test('scrub, pending deletes/renames, dead and drain nodes', async (t) => {
     const bad = victim.nodes.find((n) => n !== 'n1') ?? victim.nodes[0]!;
     const file = path.join(g.roots[bad]!, 'big/large.bin');
     const bytes = await readFile(file);
-    bytes[1000] = bytes[1000]! ^ 0xff; // same size, one byte flipped
+    bytes[1000] = bytes[1000]! ^ 0xff; // same size, one byte flipped, in a file not written for a while: bit rot
     await writeFile(file, bytes);
+    await utimes(file, new Date(Date.now() - 3600_000), new Date(Date.now() - 3600_000));
 
     const clean = await g.run(victim.nodes.find((n) => n !== bad)!, ['replicator', 'scrub']);
     t.equal(clean.code, 0, clean.stdout + clean.stderr);
@@ -41,10 +42,24 @@ t.test('scrub, pending deletes/renames, dead and drain nodes', async (t) => {
     await assertDisksMatchMetadata(t, g);
   });
 
+  t.test('a copy being rewritten right now (recent mtime) is not taken for corrupt', async (t) => {
+    const victim = (await replicaState(g.store)).find((s) => s.path === '/a.txt')!;
+    const file = path.join(g.roots[victim.nodes[0]!]!, 'a.txt');
+    const original = await readFile(file);
+    await writeFile(file, 'alph\n'); // a writer in the middle of its work
+    const r = await g.run(victim.nodes[0]!, ['replicator', 'scrub']);
+    t.equal(r.code, 0, r.stdout);
+    t.match(r.stdout, /1 changing/);
+    t.ok(await fileExists(file), 'left in place');
+    await writeFile(file, original);
+  });
+
   t.test('the only copy of a file is never quarantined', async (t) => {
     await writeTree(g.roots.n1!, { 'solo.txt': 'only here' });
     await g.run('n1', ['replicator', 'walk', '-p', '/solo.txt']);
-    await writeFile(path.join(g.roots.n1!, 'solo.txt'), 'ONLY HERE');
+    const solo = path.join(g.roots.n1!, 'solo.txt');
+    await writeFile(solo, 'ONLY HERE');
+    await utimes(solo, new Date(Date.now() - 3600_000), new Date(Date.now() - 3600_000));
     const r = await g.run('n1', ['replicator', 'scrub']);
     t.equal(r.code, 1);
     t.match(r.stdout, /1 only copies kept/);
