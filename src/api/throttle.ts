@@ -63,7 +63,9 @@ export class Throttle {
     const wait = secondsUntilAllowed(parseHourRange(limits.allowedHours), now);
     if (wait > 0) throw new ApiError('GGFS_THROTTLED', `downloads are allowed only in hours ${limits.allowedHours} (server time)`, { 'retry-after': String(wait) });
     const n = this.active.get(nodeId) ?? 0;
-    if (n >= limits.maxConcurrent) throw new ApiError('GGFS_THROTTLED', `at most ${limits.maxConcurrent} concurrent downloads`, { 'retry-after': '1' });
+    if (n >= limits.maxConcurrent) {
+      throw new ApiError('GGFS_THROTTLED', `at most ${limits.maxConcurrent} concurrent downloads`, { 'retry-after': '1', 'x-geogridfs-max-concurrent': String(limits.maxConcurrent) });
+    }
     this.active.set(nodeId, n + 1);
     let released = false;
     return () => {

@@ -25,7 +25,12 @@ export class HttpError extends Error {
 
 /** The server throttled us for longer than we are willing to wait in this run. */
 export class ThrottledError extends Error {
-  constructor(readonly retryAfterSec: number, message: string) {
+  constructor(
+    readonly retryAfterSec: number,
+    message: string,
+    /** the server's limit of concurrent downloads for us, when it said so */
+    readonly maxConcurrent: number | null = null,
+  ) {
     super(message);
     this.name = 'ThrottledError';
   }
@@ -178,7 +183,8 @@ export class ApiClient {
     }
     if (res.status === 429) {
       const ra = Number(res.headers['retry-after'] ?? 1);
-      return new ThrottledError(Number.isFinite(ra) && ra >= 0 ? ra : 1, message);
+      const mc = Number(res.headers['x-geogridfs-max-concurrent']);
+      return new ThrottledError(Number.isFinite(ra) && ra >= 0 ? ra : 1, message, Number.isInteger(mc) && mc > 0 ? mc : null);
     }
     return new HttpError(res.status, code, message);
   }

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat, statfs, chmod, utimes } from 'node:fs/promises';
 import path from 'node:path';
-import { ApiClient, HttpError } from './api-client.js';
+import { ApiClient, HttpError, ThrottledError } from './api-client.js';
 import { statePaths } from './local-state.js';
 
 export interface RemoteFile {
@@ -87,6 +87,20 @@ export class Downloader {
   }
 
   private partialDirReady = false;
+  /** downloads allowed at once (lowered to the server's limit when it answers 429 with one) */
+  private limit = Number.POSITIVE_INFINITY;
+  private active = 0;
+  private waiters: (() => void)[] = [];
+
+  private async acquire(): Promise<void> {
+    while (this.active >= this.limit) await new Promise<void>((r) => this.waiters.push(r));
+    this.active++;
+  }
+
+  private release(): void {
+    this.active--;
+    this.waiters.shift()?.();
+  }
 
   /** folders with renames not yet fsynced (done once per folder by syncDirs, before anything is reported) */
   private dirtyDirs = new Set<string>();
@@ -182,6 +196,7 @@ export class Downloader {
     let integrityFailures = 0;
     await this.opts.client.withRetries(`download ${f.path}`, async () => {
       let reserved = 0;
+      await this.acquire();
       try {
         await this.attempt(f, part, result, (n) => {
           reserved = n;
@@ -189,9 +204,12 @@ export class Downloader {
         });
       } catch (err) {
         if (err instanceof IntegrityError && ++integrityFailures < 2) throw Object.assign(err, { code: 'ECONNRESET' });
+        // the server allows fewer downloads at once than we run: stay under its limit from now on
+        if (err instanceof ThrottledError && err.maxConcurrent !== null) this.limit = err.maxConcurrent;
         throw err;
       } finally {
         this.reserved -= reserved;
+        this.release();
       }
     });
     await chmod(part, f.mode & 0o7777);

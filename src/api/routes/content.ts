@@ -111,6 +111,7 @@ export async function registerContentRoutes(app: FastifyInstance, ctx: ApiContex
         'x-geogridfs-mtime-us': String(file.mtimeUs),
         'x-geogridfs-mode': String(file.mode),
         'cache-control': 'no-store',
+        'x-geogridfs-max-concurrent': String(node.maxConcurrent),
       });
       if (range) reply.code(206).header('content-range', `bytes ${range[0]}-${range[1]}/${file.size}`);
       if (file.size === 0) {
