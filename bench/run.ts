@@ -155,7 +155,7 @@ async function main(): Promise<number> {
         ggfs.mountError = (err as Error).message.split('\n')[0] ?? 'failed';
       }
     }
-    const ctx: BenchContext = { quick: args.quick, sizes, scratch, bare, mergerfs, ggfs, log };
+    const ctx: BenchContext = { quick: args.quick, sizes, scratch, bare, mergerfs, ggfs, log, extraRoundsUntil: started + sizes.extraRoundsWithinSec * 1000 };
     for (const g of GROUPS) {
       if (args.only && !args.only.includes(g.id)) continue;
       const t0 = Date.now();
@@ -174,7 +174,7 @@ async function main(): Promise<number> {
   const totalSec = (Date.now() - started) / 1000;
   if (!machine) machine = await machineInfo(os.tmpdir(), 'unknown');
   const date = new Date().toISOString();
-  const meta = { date, quick: args.quick, rounds: `${sizes.rounds} rounds (mixed 1 GiB workloads: ${Math.min(sizes.mixedRounds, sizes.rounds)})`, totalSec };
+  const meta = { date, quick: args.quick, rounds: `up to ${sizes.rounds} rounds per target (mixed-size workloads: up to ${Math.min(sizes.mixedRounds, sizes.rounds)})`, totalSec };
   const text = textTable(results);
   process.stdout.write(`\nGeoGridFS bench — ${date}${args.quick ? ' (quick)' : ''}, ${Math.round(totalSec)} s\nmachine: ${machineLine(machine)}\n\n${text}\n\nratios: speed of GeoGridFS relative to the other (its time / GeoGridFS's time); higher is better\n`);
   await mkdir(args.out, { recursive: true });

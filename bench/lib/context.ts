@@ -22,6 +22,8 @@ export interface BenchContext {
   bare: string;
   mergerfs: MergerfsTarget;
   ggfs: GeoGridFS;
+  /** epoch ms after which no extra round starts */
+  extraRoundsUntil: number;
   log(msg: string): void;
 }
 
@@ -91,4 +93,47 @@ export function failReason(err: unknown): string {
 export function orderFor(round: number, targets: readonly TargetId[]): TargetId[] {
   const k = round % targets.length;
   return [...targets.slice(k), ...targets.slice(0, k)];
+}
+
+/**
+ * Rounds within a time budget: every target gets its first round; a further
+ * round of a target runs only while its own time on this workload plus its
+ * last round fits a third of the group's budget, and only before the run's
+ * deadline for extra rounds (so a slow target gets fewer rounds, and the
+ * whole bench keeps to its time). The JSON keeps every sample, so the number
+ * of rounds behind each median is visible.
+ */
+export class RoundPlanner {
+  private readonly last = new Map<TargetId, number>();
+  private readonly total = new Map<TargetId, number>();
+
+  constructor(
+    private readonly rounds: number,
+    private readonly budgetSec: number,
+    /** epoch ms after which no extra round starts (the run's time limit) */
+    private readonly extraUntil = Infinity,
+  ) {}
+
+  runs(t: TargetId, round: number): boolean {
+    if (round === 0) return true;
+    if (round >= this.rounds) return false;
+    const last = this.last.get(t) ?? 0;
+    if (Date.now() + last * 1000 > this.extraUntil) return false;
+    return (this.total.get(t) ?? 0) + last <= this.budgetSec / 3;
+  }
+
+  /** Whether any target still runs round `round`. */
+  anyRuns(targets: readonly TargetId[], round: number): boolean {
+    return targets.some((t) => this.runs(t, round));
+  }
+
+  /** Mark the start of a round of `t`; call the returned function at its end. */
+  begin(t: TargetId): () => void {
+    const t0 = Date.now();
+    return () => {
+      const sec = (Date.now() - t0) / 1000;
+      this.last.set(t, sec);
+      this.total.set(t, (this.total.get(t) ?? 0) + sec);
+    };
+  }
 }

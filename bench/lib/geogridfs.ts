@@ -4,7 +4,7 @@
  * process, and direct SQL for generated metadata loads. Everything it starts
  * is registered for clean-up.
  */
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { check, childEnv, GEOGRIDFS_BIN, run, startDaemon, stopDaemon, sleep, type Daemon, type RunOptions, type RunResult } from './proc.js';
 import { mountsUnder, onCleanup, unmount } from './cleanup.js';
@@ -27,6 +27,16 @@ const FEATURE_COMMAND: Record<keyof Features, string> = {
   api: 'api',
   backup: 'backup replicate',
 };
+
+/** storage.threadPoolSize (the default; the mount re-executes itself unless UV_THREADPOOL_SIZE matches) */
+const THREAD_POOL_SIZE = 64;
+
+/** A child process of `pid` (the first found), or null. */
+async function childOf(pid: number): Promise<number | null> {
+  const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+  const first = text.trim().split(/\s+/)[0];
+  return first ? Number(first) : null;
+}
 
 export const NODE_NAMES = ['n1', 'n2', 'n3'] as const;
 
@@ -152,16 +162,29 @@ export class GeoGridFS {
     return rows[0]?.server_version ?? 'unknown';
   }
 
-  /** pid of the mount process (for RSS), or null. */
-  mountPid(): number | null {
-    return this.mountDaemon?.child.pid ?? null;
+  /**
+   * pid of the process serving the mount (for RSS), or null. The mount
+   * re-executes itself when UV_THREADPOOL_SIZE is not as configured; we set
+   * it, but follow a child if there is one anyway.
+   */
+  async mountPid(): Promise<number | null> {
+    let pid = this.mountDaemon?.child.pid ?? null;
+    for (let depth = 0; pid !== null && depth < 3; depth++) {
+      const child = await childOf(pid);
+      if (child === null) break;
+      pid = child;
+    }
+    return pid;
   }
 
   /** Start `geogridfs mount -f` (a foreground child: its pid is the mount's) and wait until the kernel shows the mount. */
   async mount(config = 'main', extraArgs: string[] = []): Promise<void> {
     if (this.mountDaemon) throw new Error('already mounted');
     const logFile = path.join(this.root, `mount-${++this.mounts}.log`);
-    const d = startDaemon(process.execPath, [GEOGRIDFS_BIN, 'mount', '-f', this.mountPoint, '--config', this.configPath(config), ...extraArgs], { env: childEnv(), logFile });
+    const d = startDaemon(process.execPath, [GEOGRIDFS_BIN, 'mount', '-f', this.mountPoint, '--config', this.configPath(config), ...extraArgs], {
+      env: childEnv({ UV_THREADPOOL_SIZE: String(THREAD_POOL_SIZE) }),
+      logFile,
+    });
     this.mountDaemon = d;
     this.unmountNow = onCleanup('unmount GeoGridFS', () => this.stopMount());
     const deadline = Date.now() + 60_000;

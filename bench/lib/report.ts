@@ -104,7 +104,7 @@ function geoCell(w: WorkloadResult): string {
   return v;
 }
 
-export const HEADERS = ['workload', 'bare', 'mergerfs', 'GeoGridFS', 'GGFS/mergerfs', 'GGFS/bare', 'goal', 'figure', 'met'];
+export const HEADERS = ['workload', 'bare', 'mergerfs', 'GeoGridFS', 'GGFS/mergerfs', 'GGFS/bare', 'goal', 'figure', 'met', 'rounds'];
 
 export function rows(results: WorkloadResult[]): string[][] {
   return results.map((w) => {
@@ -119,6 +119,12 @@ export function rows(results: WorkloadResult[]): string[][] {
       goalText(w),
       e.figure,
       metText(e),
+      TARGETS.filter((t) => w.applies.includes(t))
+        .map((t) => {
+          const m = w.values[t];
+          return isNumber(m) ? String(m.samples.length) : '-';
+        })
+        .join('/'),
     ];
   });
 }
@@ -148,7 +154,7 @@ export function markdown(results: WorkloadResult[], m: MachineInfo, meta: { date
     '|' + HEADERS.map((_, i) => (i === 0 ? '---' : '---:')).join('|') + '|',
     ...body.map((r) => '| ' + r.map(esc).join(' | ') + ' |'),
     '',
-    'Values are medians (seconds for a whole workload, ms per operation, MB of memory). Ratios are speed ratios: time of mergerfs (or of the bare folder) / time of GeoGridFS, so 1.0× is as fast and higher is better.',
+    'Values are medians (seconds for a whole workload, ms per operation, MB of memory). Ratios are speed ratios: time of mergerfs (or of the bare folder) / time of GeoGridFS, so 1.0× is as fast and higher is better. "rounds" is the number of samples behind each median (bare/mergerfs/GeoGridFS): a slow target gets fewer rounds so that the whole run stays under 15 minutes.',
   ];
   const reasons = naReasons(results);
   if (reasons.length) {

@@ -25,6 +25,10 @@ export interface Sizes {
   /** lookups (distinct files) and listings (distinct folders) timed per scale */
   lookups: number;
   listings: number;
+  /** per workload group: each target may spend a third of this on rounds after its first */
+  budgetSec: Record<string, number>;
+  /** no extra round starts later than this many seconds after the start (full run: keeps it under 15 minutes) */
+  extraRoundsWithinSec: number;
 }
 
 const MiB = 1 << 20;
@@ -44,6 +48,8 @@ export const FULL: Sizes = {
   scaleLarge: 1_000_000,
   lookups: 2000,
   listings: 50,
+  extraRoundsWithinSec: 600,
+  budgetSec: { 'backup-pull': 60, seq: 150, small: 120, walk: 60, replicate: 60, 'backup-hourly': 30 },
 };
 
 export const QUICK: Sizes = {
@@ -61,6 +67,8 @@ export const QUICK: Sizes = {
   scaleLarge: 10_000,
   lookups: 100,
   listings: 5,
+  budgetSec: {},
+  extraRoundsWithinSec: Infinity,
 };
 
 /**

@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { failReason, io, orderFor, Samples, timed, type BenchContext } from '../lib/context.js';
+import { RoundPlanner, failReason, io, orderFor, Samples, timed, type BenchContext } from '../lib/context.js';
 import { onCleanup } from '../lib/cleanup.js';
 import { BENCH_DIST, check, childEnv, dropCaches, GEOGRIDFS_BIN, run, sleep, startDaemon, stopDaemon, type Daemon } from '../lib/proc.js';
 import { mixedSpec } from '../lib/sizes.js';
@@ -105,8 +105,11 @@ export async function backupPull(ctx: BenchContext): Promise<WorkloadResult[]> {
     mergerfs: await staticServer(ctx.mergerfs.mount),
   };
   const rels = readFile(spec.file, 'utf8').then((t) => t.split('\n').filter(Boolean).map((l) => l.split('\t')[0]!));
+  const plan = new RoundPlanner(rounds, ctx.sizes.budgetSec['backup-pull'] ?? Infinity, ctx.extraRoundsUntil);
   for (let r = 0; r < rounds; r++) {
     for (const t of orderFor(r, TARGETS)) {
+      if (!plan.runs(t, r)) continue;
+      const endRound = plan.begin(t);
       if (t === 'geogridfs' && (na || !apiUrl)) continue;
       ctx.log(`  backup first pull round ${r + 1}/${rounds} on ${t} (${spec.files} files, ${fmtSize(spec.bytes)})`);
       try {
@@ -133,6 +136,7 @@ export async function backupPull(ctx: BenchContext): Promise<WorkloadResult[]> {
       } catch (err) {
         s.fail(['pull'], t, failReason(err));
       }
+      endRound();
     }
   }
   await servers.bare!.stop();
@@ -217,8 +221,11 @@ export async function backupHourly(ctx: BenchContext): Promise<WorkloadResult[]>
     }
   }
   let lastLine = '';
+  const plan = new RoundPlanner(rounds, ctx.sizes.budgetSec['backup-hourly'] ?? Infinity, ctx.extraRoundsUntil);
   for (let r = 0; r < rounds; r++) {
     for (const t of orderFor(r, TARGETS)) {
+      if (!plan.runs(t, r)) continue;
+      const endRound = plan.begin(t);
       if (t === 'geogridfs' && (na || !config)) continue;
       ctx.log(`  backup hourly round ${r + 1}/${rounds} on ${t} (${n} files)`);
       try {
@@ -235,6 +242,7 @@ export async function backupHourly(ctx: BenchContext): Promise<WorkloadResult[]>
       } catch (err) {
         s.fail(['hourly'], t, failReason(err));
       }
+      endRound();
     }
   }
   await rm(dst, { recursive: true, force: true });

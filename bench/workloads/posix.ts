@@ -5,7 +5,7 @@
  */
 import { mkdir, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
-import { failReason, io, orderFor, rootOf, Samples, timed, type BenchContext } from '../lib/context.js';
+import { RoundPlanner, failReason, io, orderFor, rootOf, Samples, timed, type BenchContext } from '../lib/context.js';
 import { dropCaches } from '../lib/proc.js';
 import { TARGETS, type TargetId, type WorkloadResult } from '../lib/types.js';
 
@@ -24,8 +24,11 @@ export async function sequential(ctx: BenchContext): Promise<WorkloadResult[]> {
   const na = unavailable(ctx);
   if (na) s.fail(keys, 'geogridfs', na);
   let cold = true;
+  const plan = new RoundPlanner(rounds, ctx.sizes.budgetSec['seq'] ?? Infinity, ctx.extraRoundsUntil);
   for (let r = 0; r < rounds; r++) {
     for (const t of orderFor(r, TARGETS)) {
+      if (!plan.runs(t, r)) continue;
+      const endRound = plan.begin(t);
       if (t === 'geogridfs' && na) continue;
       const file = path.join(rootOf(ctx, t), `seq-r${r}.bin`);
       try {
@@ -37,6 +40,7 @@ export async function sequential(ctx: BenchContext): Promise<WorkloadResult[]> {
         s.fail(keys, t, failReason(err));
       } finally {
         await rm(file, { force: true }).catch(() => undefined);
+        endRound();
       }
     }
   }
@@ -64,8 +68,11 @@ export async function smallFiles(ctx: BenchContext): Promise<WorkloadResult[]> {
   const keys = ['create', 'stat', 'ls', 'read', 'rename', 'unlink'];
   const na = unavailable(ctx);
   if (na) s.fail(keys, 'geogridfs', na);
+  const plan = new RoundPlanner(rounds, ctx.sizes.budgetSec['small'] ?? Infinity, ctx.extraRoundsUntil);
   for (let r = 0; r < rounds; r++) {
     for (const t of orderFor(r, TARGETS)) {
+      if (!plan.runs(t, r)) continue;
+      const endRound = plan.begin(t);
       if (t === 'geogridfs' && na) continue;
       const dir = path.join(rootOf(ctx, t), `small-r${r}`);
       ctx.log(`  small files round ${r + 1}/${rounds} on ${t}`);
@@ -90,6 +97,7 @@ export async function smallFiles(ctx: BenchContext): Promise<WorkloadResult[]> {
         s.fail(keys.slice(keys.indexOf(step)), t, failReason(err));
         await rm(dir, { recursive: true, force: true }).catch(() => undefined);
       }
+      endRound();
     }
   }
   const k = n >= 1000 ? `${n / 1000}k` : String(n);

@@ -7,7 +7,7 @@
  */
 import { readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { failReason, io, orderFor, Samples, timed, type BenchContext } from '../lib/context.js';
+import { RoundPlanner, failReason, io, orderFor, Samples, timed, type BenchContext } from '../lib/context.js';
 import { check, dropCaches, GEOGRIDFS_BIN, run } from '../lib/proc.js';
 import { mixedSpec } from '../lib/sizes.js';
 import { TARGETS, type WorkloadResult } from '../lib/types.js';
@@ -55,13 +55,17 @@ export async function replicateWorkload(ctx: BenchContext): Promise<WorkloadResu
   if (na) s.fail(['rep'], 'geogridfs', na);
   let setBytes = 0;
   let setFiles = 0;
+  const plan = new RoundPlanner(rounds, ctx.sizes.budgetSec['replicate'] ?? Infinity, ctx.extraRoundsUntil);
   for (let r = 0; r < rounds; r++) {
+    if (!plan.anyRuns(TARGETS, r)) break;
     const rel = `rep/r${r}`;
     const spec = await writeSpec(ctx, `rep-r${r}`, mixedSpec(ctx.sizes.mixedBytes, rel));
     setBytes = spec.bytes;
     setFiles = spec.files;
     await io(['mktree', spec.file, ctx.bare, ctx.mergerfs.branches[0]!, ...(na ? [] : [ctx.ggfs.nodes.n1!])]);
     for (const t of orderFor(r, TARGETS)) {
+      if (!plan.runs(t, r)) continue;
+      const endRound = plan.begin(t);
       if (t === 'geogridfs' && na) continue;
       ctx.log(`  replicate round ${r + 1}/${rounds} on ${t} (${spec.files} files, ${fmtSize(spec.bytes)})`);
       try {
@@ -88,6 +92,7 @@ export async function replicateWorkload(ctx: BenchContext): Promise<WorkloadResu
       } catch (err) {
         s.fail(['rep'], t, failReason(err));
       }
+      endRound();
     }
     // free the disk: the bare and mergerfs copies are not needed any more (GeoGridFS's stay registered)
     await rm(path.join(ctx.bare, 'rep'), { recursive: true, force: true });

@@ -151,7 +151,7 @@ export async function scaleWorkloads(ctx: BenchContext): Promise<WorkloadResult[
       await ctx.ggfs.mount();
       ctx.log(`  scale: find over the whole GeoGridFS mount (${fmt(scaleLarge)}+ entries)`);
       const findMs = await timed('find', [ctx.ggfs.mountPoint], { discardStdout: true, timeoutMs: 1_800_000 });
-      const m = await rssMB(ctx.ggfs.mountPid());
+      const m = await rssMB(await ctx.ggfs.mountPid());
       if (!m) throw new Error('cannot read the mount process\'s memory');
       rss = measure([m.rss]);
       rssNote = `after \`find\` over ${fmt(scaleLarge)}+ entries (${(findMs / 1000).toFixed(1)} s); peak RSS (VmHWM) ${m.hwm.toFixed(0)} MB`;

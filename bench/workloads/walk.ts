@@ -5,7 +5,7 @@
  */
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { failReason, io, orderFor, Samples, timed, type BenchContext } from '../lib/context.js';
+import { RoundPlanner, failReason, io, orderFor, Samples, timed, type BenchContext } from '../lib/context.js';
 import { dropCaches, GEOGRIDFS_BIN } from '../lib/proc.js';
 import { TARGETS, type WorkloadResult } from '../lib/types.js';
 
@@ -22,7 +22,9 @@ export async function walkWorkload(ctx: BenchContext): Promise<WorkloadResult[]>
   const na = ctx.ggfs.unavailable('walk');
   if (na) s.fail(['walk'], 'geogridfs', na);
   const n1 = ctx.ggfs.nodes.n1!;
+  const plan = new RoundPlanner(rounds, ctx.sizes.budgetSec['walk'] ?? Infinity, ctx.extraRoundsUntil);
   for (let r = 0; r < rounds; r++) {
+    if (!plan.anyRuns(TARGETS, r)) break;
     const rel = `walk-r${r}`;
     const spec = path.join(ctx.scratch, `${rel}.spec`);
     await writeFile(spec, flatSpec(rel, n, size));
@@ -30,6 +32,8 @@ export async function walkWorkload(ctx: BenchContext): Promise<WorkloadResult[]>
     const roots = [ctx.bare, ctx.mergerfs.branches[0]!, ...(na ? [] : [n1])];
     await io(['mktree', spec, ...roots]);
     for (const t of orderFor(r, TARGETS)) {
+      if (!plan.runs(t, r)) continue;
+      const endRound = plan.begin(t);
       if (t === 'geogridfs' && na) continue;
       ctx.log(`  walk round ${r + 1}/${rounds} on ${t}`);
       try {
@@ -44,6 +48,7 @@ export async function walkWorkload(ctx: BenchContext): Promise<WorkloadResult[]>
       } catch (err) {
         s.fail(['walk'], t, failReason(err));
       }
+      endRound();
     }
     await rm(path.join(ctx.bare, rel), { recursive: true, force: true });
     await rm(path.join(ctx.mergerfs.branches[0]!, rel), { recursive: true, force: true });
