@@ -52,8 +52,3 @@ export async function touchBackupNode(db: Queryable, backupNodeId: number, curso
     [backupNodeId, cursorSeq ?? null],
   );
 }
-
-/** Forget a backup node's copies of deleted files (keeps the table to live files). */
-export async function dropBackupOfFile(db: Queryable, backupNodeId: number, fileId: number): Promise<void> {
-  await db.query('DELETE FROM backups WHERE backup_node_id = $1 AND file_id = $2', [backupNodeId, fileId]);
-}
