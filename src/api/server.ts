@@ -180,7 +180,14 @@ export async function buildApiServer(opts: { store: MetaStore; config: Config; l
       return `${tls ? 'https' : 'http'}://${shown}:${p}`;
     },
     async close(): Promise<void> {
-      await app.close();
+      // in-flight downloads get a few seconds, then their connections are cut (the agent resumes them)
+      const cut = setTimeout(() => app.server.closeAllConnections?.(), 5000);
+      cut.unref();
+      try {
+        await app.close();
+      } finally {
+        clearTimeout(cut);
+      }
       await ctx.requestLog.close();
     },
   };
