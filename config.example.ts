@@ -86,7 +86,7 @@ const config: ConfigInput = {
     // token: 'ggfs_…', // from `geogridfs backup-node add NAME` on the central host
     folder: '/srv/backup',
     minFreeBytes: 5 * 2 ** 30, // stop downloading before the disk gets this full
-    deletion: 'trash', // keep | trash (dated .trash folder) | delete
+    deletion: 'trash', // keep | trash (moved to .geogridfs/trash/YYYY-MM-DD/ in the folder) | delete
     concurrency: 4,
     // caFile: '/etc/geogridfs/ca.crt', // to trust a self-signed API certificate
   },

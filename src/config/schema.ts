@@ -101,7 +101,7 @@ export const configSchema = z
         token: z.string().min(16).optional().describe('this backup node\'s token (from `geogridfs backup-node add`)'),
         folder: absolutePath.optional().describe('where backups are kept'),
         minFreeBytes: z.number().int().min(0).default(5 * 2 ** 30).describe('stop downloading when free space would drop below this'),
-        deletion: z.enum(['keep', 'trash', 'delete']).default('trash').describe('what a deletion on the grid does here: keep, move to a dated .trash folder, delete'),
+        deletion: z.enum(['keep', 'trash', 'delete']).default('trash').describe('what a deletion on the grid does here: keep, move to the dated trash folder .geogridfs/trash/YYYY-MM-DD/, delete'),
         concurrency: z.number().int().min(1).max(32).default(4).describe('downloads at once'),
         caFile: absolutePath.optional().describe('CA certificate to trust for the API (self-signed TLS)'),
       })
