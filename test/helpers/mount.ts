@@ -59,7 +59,7 @@ function fusermountU(mnt: string): Promise<void> {
 }
 
 export async function startMountProcess(t: Tap, configFile: string, mnt: string, threadPool: number, extraArgs: string[] = []): Promise<MountProc> {
-  await fs.mkdir(mnt, { recursive: true });
+  await fs.mkdir(mnt, { recursive: true }).catch(() => undefined); // ENOTCONN on a stale mount: the mount clears it
   // UV_THREADPOOL_SIZE as configured: the mount serves in this very process (no re-exec), so kill -9 hits it
   const child = spawn(process.execPath, [BIN, 'mount', '-f', mnt, '--config', configFile, ...extraArgs], {
     env: childEnv({ UV_THREADPOOL_SIZE: String(threadPool) }),
