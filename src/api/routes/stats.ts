@@ -13,6 +13,40 @@ import { latestSeq } from '../../meta/feed.js';
 
 const CACHE_MS = 3000;
 
+/**
+ * For figures that scan every file (seconds on millions of files): answer
+ * from the last value at once and refresh in the background when it is
+ * older than max(minTtlMs, 5 × the last computation), so a dashboard left
+ * open costs the database at most a fifth of its time.
+ */
+export function staleWhileRefresh<T>(fn: () => Promise<T>, minTtlMs: number): () => Promise<T> {
+  let value: { v: T; at: number } | null = null;
+  let ttl = minTtlMs;
+  let inFlight: Promise<T> | null = null;
+  const refresh = (): Promise<T> => {
+    if (inFlight) return inFlight;
+    const started = Date.now();
+    inFlight = fn().then(
+      (v) => {
+        value = { v, at: Date.now() };
+        ttl = Math.max(minTtlMs, 5 * (Date.now() - started));
+        inFlight = null;
+        return v;
+      },
+      (err: unknown) => {
+        inFlight = null;
+        throw err;
+      },
+    );
+    return inFlight;
+  };
+  return () => {
+    if (!value) return refresh();
+    if (Date.now() - value.at > ttl) refresh().catch(() => undefined);
+    return Promise.resolve(value.v);
+  };
+}
+
 function cached<T>(fn: () => Promise<T>): () => Promise<T> {
   let at = 0;
   let value: Promise<T> | null = null;
@@ -70,7 +104,16 @@ export function metricsText(s: GridStats, inFlight: Map<string, number>): string
 }
 
 export async function registerStatsRoutes(app: FastifyInstance, ctx: ApiContext): Promise<void> {
-  const stats = cached(() => gridStats(ctx.store));
+  const stats = staleWhileRefresh(() => gridStats(ctx.store), CACHE_MS);
+  const classBytesCached = staleWhileRefresh(
+    () =>
+      ctx.store.query<{ class: string; atBytes: number; overBytes: number }>(
+        `SELECT class, coalesce(sum(size) FILTER (WHERE kept_replicas = replica_target), 0)::bigint AS "atBytes",
+                coalesce(sum(size) FILTER (WHERE kept_replicas > replica_target), 0)::bigint AS "overBytes"
+           FROM file_replica_counts GROUP BY class`,
+      ),
+    CACHE_MS,
+  );
   const dashboard = cached(async () => {
     const [s, problems, requests, totals, perMinute, seq, changes, classBytes] = await Promise.all([
       stats(),
@@ -83,11 +126,7 @@ export async function registerStatsRoutes(app: FastifyInstance, ctx: ApiContext)
         `SELECT path, (deleted_at IS NOT NULL) AS deleted, version, size, seq FROM files ORDER BY seq DESC LIMIT 15`,
       ),
       // bytes at and over target per class (stats has the counts and the bytes under target)
-      ctx.store.query<{ class: string; atBytes: number; overBytes: number }>(
-        `SELECT class, coalesce(sum(size) FILTER (WHERE kept_replicas = replica_target), 0)::bigint AS "atBytes",
-                coalesce(sum(size) FILTER (WHERE kept_replicas > replica_target), 0)::bigint AS "overBytes"
-           FROM file_replica_counts GROUP BY class`,
-      ),
+      classBytesCached(),
     ]);
     return { generatedAt: new Date().toISOString(), stats: s, classBytes, problems, requests, totals, perMinute, latestSeq: seq, changes };
   });
