@@ -11,12 +11,15 @@
  * - every operation has its own time-out (default 15 s), set from
  *   mount.opTimeoutSec, longer than storage.timeoutMs so a read can fail over;
  * - read/write answer with a byte count (or -errno) as the first argument;
- * - fgetattr is routed to getattr; utimens passes atime twice (mtime lost):
- *   see README "The mount".
+ * - fgetattr is routed to getattr; the prebuilt binary passes atime twice to
+ *   utimens (mtime lost), drops single-time utimensat calls and does not tell
+ *   who the caller is: scripts/build-fuse-native.mjs rebuilds it with those
+ *   fixed, and this adapter uses the extra arguments when it is there.
  */
 import { createRequire } from 'node:module';
 import { execFile } from 'node:child_process';
 import fsp from 'node:fs/promises';
+import fsSync from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../util/log.js';
 import { toErrno } from './errors.js';
@@ -48,6 +51,16 @@ export interface Mounted {
   unmount(): Promise<void>;
   /** resolves when the mount disappears (fusermount -u from outside, or unmount()) */
   gone: Promise<void>;
+}
+
+/** True when node_modules/fuse-native carries the binding built by scripts/build-fuse-native.mjs. */
+export function patchedBinding(): boolean {
+  try {
+    const dir = path.dirname(require.resolve('fuse-native/package.json'));
+    return fsSync.existsSync(path.join(dir, 'build', 'Release', 'geogridfs-patches')) && fsSync.existsSync(path.join(dir, 'build', 'Release', 'fuse.node'));
+  } catch {
+    return false;
+  }
 }
 
 /** fuse-native handlers for the op table. */
@@ -121,7 +134,7 @@ export async function clearStaleMount(mountpoint: string, log: Logger): Promise<
 /** The -o option list: fuse-native's own options cannot express all of these (see the module comment). */
 export function fuseOptionString(o: MountOptions): string {
   const t = String(o.attrTimeoutSec);
-  return ['geogridfs', 'big_writes', `attr_timeout=${t}`, `entry_timeout=${t}`, 'negative_timeout=0', ...(o.extra ?? [])].join(',');
+  return ['geogridfs', 'big_writes', 'use_ino', `attr_timeout=${t}`, `entry_timeout=${t}`, 'negative_timeout=0', ...(o.extra ?? [])].join(',');
 }
 
 /** Mount `fs` at the mountpoint (created if missing; a stale mount is cleared first). */
@@ -139,6 +152,17 @@ export async function mountFuse(fs: GridFs, o: MountOptions, log: Logger): Promi
     timeout: o.opTimeoutSec * 1000,
     debug: o.debug ?? false,
   });
+  const patched = patchedBinding();
+  if (patched) {
+    // the rebuilt binding passes the caller's uid/gid after the usual arguments
+    const h = fuse as unknown as Record<string, unknown>;
+    const ops = (fuse as unknown as { ops: Record<string, (...a: unknown[]) => void> }).ops;
+    h._op_create = (signal: (...a: unknown[]) => void, p: string, mode: number, uid: number, gid: number) => ops.create!(p, mode, uid, gid, (err: number, fd: number) => signal(err, fd));
+    h._op_mkdir = (signal: (...a: unknown[]) => void, p: string, mode: number, uid: number, gid: number) => ops.mkdir!(p, mode, uid, gid, (err: number) => signal(err));
+    h._op_symlink = (signal: (...a: unknown[]) => void, target: string, p: string, uid: number, gid: number) => ops.symlink!(target, p, uid, gid, (err: number) => signal(err));
+  } else {
+    log.warn('fuse-native is the prebuilt binary: utimens loses mtime and new entries belong to the mount\'s user (run `npm run build:fuse`)');
+  }
   await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
   let unmounted = false;
   let resolveGone!: () => void;

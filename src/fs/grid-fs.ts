@@ -53,6 +53,8 @@ export interface Attr {
   ctime: number;
   blocks: number;
   blksize: number;
+  /** stable inode number (mounted with use_ino): renames keep it, as tar and find expect */
+  ino: number;
 }
 
 export interface StatfsResult {
@@ -83,14 +85,14 @@ function usToMs(us: number): number {
   return Math.floor(us / 1000);
 }
 
-function attrOf(r: Resolved): Attr {
+function attrOf(r: Resolved, vpath: string): Attr {
   if (r.src === 'node') {
     const s = r.stat;
-    return { mode: s.mode, uid: s.uid, gid: s.gid, size: s.isDirectory() ? 4096 : s.size, nlink: 1, atime: s.atimeMs, mtime: s.mtimeMs, ctime: s.ctimeMs, blocks: s.blocks, blksize: 4096 };
+    return { mode: s.mode, uid: s.uid, gid: s.gid, size: s.isDirectory() ? 4096 : s.size, nlink: 1, atime: s.atimeMs, mtime: s.mtimeMs, ctime: s.ctimeMs, blocks: s.blocks, blksize: 4096, ino: vpath === '/' ? 2 : inoOfPath(vpath) };
   }
   if (r.known.type === 'folder') {
     const f = r.known.folder;
-    return { mode: S_IFDIR | f.mode, uid: f.uid, gid: f.gid, size: 4096, nlink: 1, atime: usToMs(f.mtimeUs), mtime: usToMs(f.mtimeUs), ctime: usToMs(f.ctimeUs), blocks: 8, blksize: 4096 };
+    return { mode: S_IFDIR | f.mode, uid: f.uid, gid: f.gid, size: 4096, nlink: 1, atime: usToMs(f.mtimeUs), mtime: usToMs(f.mtimeUs), ctime: usToMs(f.ctimeUs), blocks: 8, blksize: 4096, ino: inoOf('folder', f.id) };
   }
   const f = r.known.file;
   const type = f.kind === 'symlink' ? S_IFLNK : S_IFREG;
@@ -105,7 +107,23 @@ function attrOf(r: Resolved): Attr {
     ctime: usToMs(f.ctimeUs),
     blocks: Math.ceil(f.size / 4096) * 8,
     blksize: 4096,
+    ino: inoOfPath(f.path),
   };
+}
+
+/**
+ * Inode numbers (fuse-native passes 32 bits): a folder's is 2*id (it
+ * survives renames: tar and find compare folders' inodes), a file's is a
+ * hash of its path with the top bit set (the same from create to close,
+ * before metadata knows the file: tar's delayed symlinks compare them).
+ */
+export function inoOf(kind: 'folder' | 'file', id: number): number {
+  return (kind === 'folder' ? 2 * id : 2 * id + 1) % 0x80000000;
+}
+export function inoOfPath(vpath: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < vpath.length; i++) h = Math.imul(h ^ vpath.charCodeAt(i), 0x01000193);
+  return (0x80000000 | (h >>> 0)) >>> 0;
 }
 
 function isDir(r: Resolved): boolean {
@@ -403,11 +421,11 @@ export class GridFs {
   async getattr(vpath: string): Promise<Attr> {
     const w = this.handles.writers(vpath).at(-1);
     if (w) {
-      return { mode: S_IFREG | w.mode, uid: w.uid, gid: w.gid, size: w.size, nlink: 1, atime: w.atimeMs, mtime: w.mtimeMs, ctime: w.mtimeMs, blocks: Math.ceil(w.size / 4096) * 8, blksize: 4096 };
+      return { mode: S_IFREG | w.mode, uid: w.uid, gid: w.gid, size: w.size, nlink: 1, atime: w.atimeMs, mtime: w.mtimeMs, ctime: w.mtimeMs, blocks: Math.ceil(w.size / 4096) * 8, blksize: 4096, ino: inoOfPath(vpath) };
     }
     const r = await this.resolve(vpath);
     if (!r) throw new FsError('ENOENT', vpath);
-    return attrOf(r);
+    return attrOf(r, vpath);
   }
 
   async readdir(vpath: string): Promise<string[]> {
@@ -559,15 +577,17 @@ export class GridFs {
     };
   }
 
-  async create(vpath: string, mode: number): Promise<number> {
+  /** uid/gid: the caller's (rebuilt binding), else this process's. */
+  async create(vpath: string, mode: number, uid = this.uid, gid = this.gid): Promise<number> {
     await this.resolveDir(parentOf(vpath));
     const order = await this.placement(vpath);
     let lastErr: unknown = null;
     for (const node of order) {
       try {
         const fh = await this.openNew(node, vpath, (mode & 0o7777) | 0o600);
+        if (uid !== this.uid || gid !== this.gid) await this.io.call(node, `chown ${vpath}`, () => fh.chown(uid, gid)).catch(() => undefined);
         this.cache.invalidate(vpath);
-        return this.handles.add(this.newWriter(vpath, node, vpath, fh, { mode, uid: this.uid, gid: this.gid, size: 0, fresh: true, dirty: true }));
+        return this.handles.add(this.newWriter(vpath, node, vpath, fh, { mode, uid, gid, size: 0, fresh: true, dirty: true }));
       } catch (err) {
         lastErr = err;
         if (!TRY_NEXT_NODE.has(codeOf(err) ?? '')) throw err;
@@ -622,15 +642,15 @@ export class GridFs {
     // a writer: one node's bytes become the new version (prefer active nodes)
     const trunc = (flags & OPEN.TRUNC) !== 0;
     const ordered = [...candidates.filter((c) => c.node.state === 'active'), ...candidates.filter((c) => c.node.state !== 'active')];
-    const base = attrOf(r);
+    const base = attrOf(r, vpath);
     let lastErr: unknown = null;
     for (const c of ordered) {
       try {
         const fh = await this.io.open(c.node, c.path, OPEN.RDWR | (trunc ? OPEN.TRUNC : 0));
         const size = trunc ? 0 : base.size;
-        return this.handles.add(
-          this.newWriter(vpath, c.node, c.path, fh, { mode: base.mode, uid: base.uid, gid: base.gid, size, fresh: size === 0, dirty: trunc, atimeMs: base.atime, mtimeMs: trunc ? Date.now() : base.mtime }),
-        );
+        const w = this.newWriter(vpath, c.node, c.path, fh, { mode: base.mode, uid: base.uid, gid: base.gid, size, fresh: size === 0, dirty: trunc, atimeMs: base.atime, mtimeMs: trunc ? Date.now() : base.mtime });
+        if (r.src === 'meta' && r.known.type === 'file') w.fileId = r.known.file.id;
+        return this.handles.add(w);
       } catch (err) {
         lastErr = err;
         if (!TRY_NEXT_NODE.has(codeOf(err) ?? '') && codeOf(err) !== 'ENOENT') throw err;
@@ -729,7 +749,10 @@ export class GridFs {
         mtimeUs: Math.round(h.mtimeMs * 1000),
         atimeUs: Math.round(h.atimeMs * 1000),
       });
-      if (row && 'checksum' in row) this.cache.set(h.path, { type: 'file', file: row });
+      if (row && 'checksum' in row) {
+        this.cache.set(h.path, { type: 'file', file: row });
+        h.fileId = row.id;
+      }
       else this.cache.invalidate(h.path);
     } catch (err) {
       h.dirty = true;
@@ -863,7 +886,7 @@ export class GridFs {
     this.cache.invalidate(vpath);
   }
 
-  async mkdir(vpath: string, mode: number): Promise<void> {
+  async mkdir(vpath: string, mode: number, uid = this.uid, gid = this.gid): Promise<void> {
     await this.resolveDir(parentOf(vpath));
     if (await this.resolve(vpath)) throw new FsError('EEXIST', vpath);
     const { handled } = await this.onEveryNode(`mkdir ${vpath}`, async (node) => {
@@ -873,7 +896,7 @@ export class GridFs {
       });
     });
     if (handled.length === 0 && !this.metaUp) throw new FsError('EIO', 'no node and no database reachable');
-    await this.mutate({ op: 'mkdir', path: vpath, mode: mode & 0o7777, uid: this.uid, gid: this.gid });
+    await this.mutate({ op: 'mkdir', path: vpath, mode: mode & 0o7777, uid, gid });
     this.cache.invalidate(vpath);
   }
 
@@ -955,7 +978,7 @@ export class GridFs {
     this.cache.invalidateSubtree(to);
   }
 
-  async symlink(target: string, vpath: string): Promise<void> {
+  async symlink(target: string, vpath: string, uid = this.uid, gid = this.gid): Promise<void> {
     await this.resolveDir(parentOf(vpath));
     if (await this.resolve(vpath)) throw new FsError('EEXIST', vpath);
     const order = await this.placement(vpath);
@@ -973,7 +996,7 @@ export class GridFs {
       }
     }
     if (!placed) throw lastErr ?? new FsError('EIO');
-    await this.mutate({ op: 'symlink', path: vpath, target, uid: this.uid, gid: this.gid });
+    await this.mutate({ op: 'symlink', path: vpath, target, uid, gid });
     this.cache.invalidate(vpath);
   }
 
@@ -991,7 +1014,9 @@ export class GridFs {
     }
     const reps = r ? await this.replicaPaths(r) : new Map<string, string>();
     await this.onEveryNode(`setattr ${vpath}`, (node) => onNode(node, reps.get(node.name) ?? vpath));
-    if ((r && r.src === 'meta') || !this.metaUp) {
+    // a written file still open (cp -a, tar, rsync set attributes before close): its commit carries them
+    const carried = writers.some((w) => w.dirty && !w.unlinked);
+    if (!carried && ((r && r.src === 'meta') || !this.metaUp)) {
       const rec: JournalRecord = { op: 'setattr', path: vpath };
       if (attrs.mode !== undefined) rec.mode = attrs.mode & 0o7777;
       if (attrs.uid !== undefined) rec.uid = attrs.uid;
@@ -1016,8 +1041,17 @@ export class GridFs {
     await this.setattr(vpath, attrs, (node, p) => this.io.lchown(node, p, keep(uid) ? -1 : uid, keep(gid) ? -1 : gid));
   }
 
-  async utimens(vpath: string, atimeMs: number, mtimeMs: number): Promise<void> {
-    await this.setattr(vpath, { atimeMs, mtimeMs }, (node, p) => this.io.lutimes(node, p, atimeMs, mtimeMs));
+  /** An undefined time is left as it is. */
+  async utimens(vpath: string, atimeMs: number | undefined, mtimeMs: number | undefined): Promise<void> {
+    const attrs: { atimeMs?: number; mtimeMs?: number } = {};
+    if (atimeMs !== undefined) attrs.atimeMs = atimeMs;
+    if (mtimeMs !== undefined) attrs.mtimeMs = mtimeMs;
+    if (atimeMs === undefined && mtimeMs === undefined) return;
+    await this.setattr(vpath, attrs, async (node, p) => {
+      if (atimeMs !== undefined && mtimeMs !== undefined) return this.io.lutimes(node, p, atimeMs, mtimeMs);
+      const st = await this.io.lstat(node, p);
+      return this.io.lutimes(node, p, atimeMs ?? st.atimeMs, mtimeMs ?? st.mtimeMs);
+    });
   }
 
   /** Hard links cannot be represented (one path per file row): EPERM, as link(2) documents for file systems without them. */

@@ -37,6 +37,8 @@ export interface WriteHandle {
   gid: number;
   mtimeMs: number;
   atimeMs: number;
+  /** the file's id once metadata knows it (stable inode number) */
+  fileId?: number;
 }
 
 export type Handle = ReadHandle | WriteHandle;

@@ -104,6 +104,12 @@ function steps(root: string): Step[] {
     ['owner kept', async () => ((s) => [s.uid, s.gid])(await fs.stat(p('a.txt')))],
     ['utimes', () => fs.utimes(p('a.txt'), 1_500_000_000, 1_500_000_000)],
     ['mtime kept', async () => Math.round((await fs.stat(p('a.txt'))).mtimeMs)],
+    ['utimes with different atime and mtime', () => fs.utimes(p('a.txt'), 1_400_000_000, 1_500_000_123.5)],
+    ['both kept', async () => ((s) => [Math.round(s.atimeMs), Math.round(s.mtimeMs)])(await fs.stat(p('a.txt')))],
+    ['touch -m only', async () => (await sh('touch', ['-m', '-d', '2011-11-11 11:11:11Z', p('a.txt')])).code],
+    ['mtime changed, atime kept', async () => ((s) => [Math.round(s.atimeMs), Math.round(s.mtimeMs)])(await fs.stat(p('a.txt')))],
+    ['touch -a only', async () => (await sh('touch', ['-a', '-d', '2012-12-12 12:12:12Z', p('a.txt')])).code],
+    ['atime changed, mtime kept', async () => ((s) => [Math.round(s.atimeMs), Math.round(s.mtimeMs)])(await fs.stat(p('a.txt')))],
     ['unlink', () => fs.unlink(p('a.txt'))],
     ['unlink again', () => fs.unlink(p('a.txt'))],
     ['unlinked is gone', () => stat('a.txt')],
@@ -156,7 +162,7 @@ t.test('permissions are checked for a non-root user (allow_other + default_permi
     await fs.chmod(path.join(root, 'open'), 0o777);
     const run = async (script: string) => {
       const r = await sh('runuser', ['-u', 'nobody', '--', 'sh', '-c', script], { cwd: '/' });
-      return { code: r.code, err: r.stderr.replace(root, 'ROOT').replace(/^sh: \d+: /, '').trim().split(':').pop()?.trim() };
+      return { code: r.code, out: r.stdout, err: r.stderr.replace(root, 'ROOT').replace(/^sh: \d+: /, '').trim().split(':').pop()?.trim() };
     };
     return [
       await run(`cat ${root}/secret`),
@@ -164,6 +170,7 @@ t.test('permissions are checked for a non-root user (allow_other + default_permi
       await run(`echo x > ${root}/public`),
       await run(`touch ${root}/locked/new`),
       await run(`echo y > ${root}/open/mine && cat ${root}/open/mine`),
+      await run(`mkdir ${root}/open/sub && touch ${root}/open/sub/f && ln -s f ${root}/open/sub/l && stat -c '%U:%G %a' ${root}/open/mine ${root}/open/sub ${root}/open/sub/f && echo z >> ${root}/open/mine`),
       await run(`rm ${root}/secret`),
       await run(`ls ${root}/locked`),
     ];

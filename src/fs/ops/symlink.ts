@@ -2,4 +2,4 @@
 import { defineOp } from './types.js';
 import { vp } from './path.js';
 
-export const symlink = defineOp({ name: 'symlink', reply: 'none', run: (fs, target: string, path: string) => fs.symlink(target, vp(path)) });
+export const symlink = defineOp({ name: 'symlink', reply: 'none', run: (fs, target: string, path: string, uid?: number, gid?: number) => fs.symlink(target, vp(path), uid, gid) });

@@ -1,5 +1,8 @@
-/** utimens(path, atime, mtime): times in ms since the epoch. */
+/** utimens(path, atime, mtime): times in ms since the epoch; 1 = now, 2 = leave unchanged (UTIME_NOW/UTIME_OMIT, rebuilt binding). */
 import { defineOp } from './types.js';
 import { vp } from './path.js';
 
-export const utimens = defineOp({ name: 'utimens', reply: 'none', run: (fs, path: string, atime: number, mtime: number) => fs.utimens(vp(path), atime, mtime) });
+export const utimens = defineOp({ name: 'utimens', reply: 'none', run: (fs, path: string, atime: number, mtime: number) => {
+    const t = (ms: number) => (ms === 1 ? Date.now() : ms === 2 ? undefined : ms);
+    return fs.utimens(vp(path), t(atime), t(mtime));
+  } });
