@@ -144,6 +144,12 @@ export class MetaStore implements Queryable {
     for (let attempt = 1; ; attempt++) {
       const client = await this.pool.connect();
       let broken = false;
+      // a connection lost mid-transaction surfaces as the failing query's
+      // rejection; the 'error' event must not become an uncaught exception
+      const onError = () => {
+        broken = true;
+      };
+      client.on('error', onError);
       try {
         await client.query(opts.isolation ? `BEGIN ISOLATION LEVEL ${opts.isolation.toUpperCase()}` : 'BEGIN');
         const tx: Queryable = {
@@ -165,6 +171,7 @@ export class MetaStore implements Queryable {
         }
         throw err;
       } finally {
+        client.off('error', onError);
         client.release(broken);
       }
     }
@@ -238,25 +245,43 @@ export class MetaStore implements Queryable {
 
   /**
    * Try a session-level advisory lock on a dedicated connection; returns a
-   * release function, or null if another session holds it.
+   * release function, or null if another session holds it. If that
+   * connection dies while held (database restart), the lock is gone:
+   * `onLost` is told, and the error never escapes as an uncaught exception.
    */
-  async tryAdvisoryLock(key: string): Promise<(() => Promise<void>) | null> {
+  async tryAdvisoryLock(key: string, opts: { onLost?: (err: Error) => void } = {}): Promise<(() => Promise<void>) | null> {
     const client = await this.pool.connect();
+    let lost: Error | null = null;
+    const onError = (err: Error) => {
+      if (lost) return;
+      lost = err;
+      this.log.warn({ key, err: err.message }, 'connection holding an advisory lock was lost');
+      opts.onLost?.(err);
+    };
+    client.on('error', onError);
     try {
       const r = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [key]);
       if (!r.rows[0]?.ok) {
+        client.off('error', onError);
         client.release();
         return null;
       }
     } catch (err) {
+      client.off('error', onError);
       client.release(true);
       throw err;
     }
+    let released = false;
     return async () => {
+      if (released) return;
+      released = true;
       try {
+        if (lost) throw lost;
         await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [key]);
+        client.off('error', onError);
         client.release();
       } catch {
+        client.off('error', onError);
         client.release(true);
       }
     };
