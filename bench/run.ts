@@ -2,7 +2,12 @@
  * `npm run bench [-- --quick]`: the side-by-side benchmark of GeoGridFS, mergerfs and
  * the bare folder, on the same disk, in one run.
  *
- *   node dist/bench/run.js [--quick] [--only a,b] [--rounds N] [--out DIR] [--scratch DIR] [--keep]
+ *   node dist/bench/run.js [--quick] [--only a,b] [--rounds N] [--out DIR] [--scratch DIR] [--keep] [--cpu-prof DIR]
+ *
+ * --set SIZE=N overrides one size of bench/lib/sizes.ts (e.g. --set smallCount=2000), for experiments.
+ * --cpu-prof DIR: every geogridfs process (mount, walk, replicate, api, backup)
+ * writes a V8 CPU profile under DIR/<command>/ (summarise with
+ * `node dist/bench/tools/prof-top.js FILE.cpuprofile`); timings then include the profiler's cost.
  *
  * Sets up three node folders with a GeoGridFS mount over them (embedded
  * PostgreSQL under the scratch folder), mergerfs over three identical
@@ -37,6 +42,8 @@ interface Args {
   out: string;
   scratch: string;
   keep: boolean;
+  cpuProf: string | null;
+  set: [string, number][];
 }
 
 /** Workload groups in run order (later ones load more metadata). */
@@ -53,13 +60,13 @@ const GROUPS: { id: string; run: (ctx: BenchContext) => Promise<WorkloadResult[]
 
 function usage(): never {
   process.stderr.write(
-    'usage: node dist/bench/run.js [--quick] [--only ' + GROUPS.map((g) => g.id).join(',') + '] [--rounds N] [--out DIR] [--scratch DIR] [--keep]\n',
+    'usage: node dist/bench/run.js [--quick] [--only ' + GROUPS.map((g) => g.id).join(',') + '] [--rounds N] [--out DIR] [--scratch DIR] [--keep] [--cpu-prof DIR] [--set SIZE=N]\n',
   );
   process.exit(2);
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { quick: false, only: null, rounds: null, out: path.join(REPO_ROOT, 'bench', 'results'), scratch: os.tmpdir(), keep: false };
+  const a: Args = { quick: false, only: null, rounds: null, out: path.join(REPO_ROOT, 'bench', 'results'), scratch: os.tmpdir(), keep: false, cpuProf: null, set: [] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = () => argv[++i] ?? usage();
@@ -69,6 +76,12 @@ function parseArgs(argv: string[]): Args {
     else if (arg === '--rounds') a.rounds = Number(value());
     else if (arg === '--out') a.out = path.resolve(value());
     else if (arg === '--scratch') a.scratch = path.resolve(value());
+    else if (arg === '--cpu-prof') a.cpuProf = path.resolve(value());
+    else if (arg === '--set') {
+      const [k, v] = value().split('=');
+      if (!k || !(k in FULL) || typeof FULL[k as keyof Sizes] !== 'number' || !Number.isFinite(Number(v))) usage();
+      a.set.push([k, Number(v)]);
+    }
     else if (arg === '--help' || arg === '-h') usage();
     else usage();
   }
@@ -123,6 +136,7 @@ async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const sizes: Sizes = { ...(args.quick ? QUICK : FULL) };
   if (args.rounds) sizes.rounds = args.rounds;
+  for (const [k, v] of args.set) (sizes as unknown as Record<string, number>)[k] = v;
   const started = Date.now();
   cleanupOnSignals();
   const scratch = await makeScratch(args.scratch);
@@ -142,6 +156,7 @@ async function main(): Promise<number> {
     const mergerfs = await setupMergerfs(scratch);
     log('bench: mergerfs mounted; setting up GeoGridFS (embedded PostgreSQL, 3 nodes)');
     const ggfs = new GeoGridFS(scratch);
+    ggfs.profileDir = args.cpuProf;
     await ggfs.setup(await freePort());
     log(`bench: GeoGridFS features in this build: ${Object.entries(ggfs.features).map(([k, v]) => `${k}=${v ? 'yes' : 'NO'}`).join(' ')}`);
     machine = await machineInfo(scratch, await ggfs.postgresVersion().catch(() => 'unknown'));
@@ -173,13 +188,14 @@ async function main(): Promise<number> {
   }
   const totalSec = (Date.now() - started) / 1000;
   if (!machine) machine = await machineInfo(os.tmpdir(), 'unknown');
+  machine.loadAverageEnd = +os.loadavg()[0]!.toFixed(2);
   const date = new Date().toISOString();
   const meta = { date, quick: args.quick, rounds: `up to ${sizes.rounds} rounds per target (mixed-size workloads: up to ${Math.min(sizes.mixedRounds, sizes.rounds)})`, totalSec };
   const text = textTable(results);
   process.stdout.write(`\nGeoGridFS bench — ${date}${args.quick ? ' (quick)' : ''}, ${Math.round(totalSec)} s\nmachine: ${machineLine(machine)}\n\n${text}\n\nratios: speed of GeoGridFS relative to the other (its time / GeoGridFS's time); higher is better\n`);
   await mkdir(args.out, { recursive: true });
   const base = args.quick ? 'latest-quick' : 'latest';
-  const doc = jsonDoc(results, machine, { ...meta, scratch, sizes, failure: failure ? String((failure as Error).message ?? failure) : null });
+  const doc = jsonDoc(results, machine, { ...meta, scratch, sizes, overrides: Object.fromEntries(args.set), failure: failure ? String((failure as Error).message ?? failure) : null });
   await writeFile(path.join(args.out, `${base}.json`), JSON.stringify(doc, null, 2) + '\n');
   await writeFile(path.join(args.out, `${base}.md`), markdown(results, machine, meta));
   await writeFile(path.join(args.out, `${base}.svg`), svgChart(results, `GeoGridFS speed ratios — ${date.slice(0, 10)}${args.quick ? ' (quick)' : ''}`));

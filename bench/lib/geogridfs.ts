@@ -52,6 +52,8 @@ export class GeoGridFS {
   private unmountNow: (() => Promise<void>) | null = null;
   private storeP: Promise<MetaStore> | null = null;
   private mounts = 0;
+  /** when set, every geogridfs process the bench starts writes a V8 CPU profile under <profileDir>/<label>/ */
+  profileDir: string | null = null;
   /** why the mount is unavailable although the command exists */
   mountError: string | null = null;
 
@@ -101,9 +103,21 @@ export class GeoGridFS {
     return path.join(this.configDir, `${name}.ts`);
   }
 
+  /** Environment of a geogridfs process (with --cpu-prof when profiling; `label` names its profile folder). */
+  env(label: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+    if (!this.profileDir) return childEnv(extra);
+    return childEnv({ ...extra, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${path.join(this.profileDir, label)}` });
+  }
+
   /** Run `geogridfs ARGS --config <name>`. */
   cli(args: string[], config = 'main', opts: RunOptions = {}): Promise<RunResult> {
-    return run(process.execPath, [GEOGRIDFS_BIN, ...args, '--config', this.configPath(config)], { env: childEnv(), timeoutMs: 600_000, ...opts });
+    return run(process.execPath, [GEOGRIDFS_BIN, ...args, '--config', this.configPath(config)], { env: this.env(args.slice(0, 2).join('-')), timeoutMs: 600_000, ...opts });
+  }
+
+  /** Run `geogridfs ARGS --config <name>` as a timed workload step: its wall-clock milliseconds (throws on failure). */
+  async timedCli(args: string[], config = 'main'): Promise<{ ms: number; stdout: string }> {
+    const r = check(await this.cli(args, config, { timeoutMs: 900_000 }), `geogridfs ${args.join(' ')}`);
+    return { ms: r.wallMs, stdout: r.stdout };
   }
 
   async mustCli(args: string[], config = 'main', opts: RunOptions = {}): Promise<RunResult> {
@@ -182,7 +196,7 @@ export class GeoGridFS {
     if (this.mountDaemon) throw new Error('already mounted');
     const logFile = path.join(this.root, `mount-${++this.mounts}.log`);
     const d = startDaemon(process.execPath, [GEOGRIDFS_BIN, 'mount', '-f', this.mountPoint, '--config', this.configPath(config), ...extraArgs], {
-      env: childEnv({ UV_THREADPOOL_SIZE: String(THREAD_POOL_SIZE) }),
+      env: this.env('mount', { UV_THREADPOOL_SIZE: String(THREAD_POOL_SIZE) }),
       logFile,
     });
     this.mountDaemon = d;

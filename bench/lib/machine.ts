@@ -16,6 +16,10 @@ export interface MachineInfo {
   mergerfs: string;
   postgres: string;
   fuseNative: string;
+  /** 1-minute load average when the run started (other work on the machine skews every figure) */
+  loadAverage: number;
+  /** the same when it ended */
+  loadAverageEnd?: number;
 }
 
 async function firstLine(cmd: string, args: string[]): Promise<string> {
@@ -57,5 +61,6 @@ export async function machineInfo(scratch: string, postgresVersion: string): Pro
     mergerfs,
     postgres: postgresVersion,
     fuseNative,
+    loadAverage: +os.loadavg()[0]!.toFixed(2),
   };
 }

@@ -139,7 +139,7 @@ export function textTable(results: WorkloadResult[]): string {
 }
 
 export function machineLine(m: MachineInfo): string {
-  return `${m.cpus} × ${m.cpuModel}, ${m.memoryGiB.toFixed(1)} GiB RAM, Linux ${m.kernel}, disk ${m.disk}, Node ${m.node}, mergerfs ${m.mergerfs}, PostgreSQL ${m.postgres}`;
+  return `${m.cpus} × ${m.cpuModel}, ${m.memoryGiB.toFixed(1)} GiB RAM, Linux ${m.kernel}, disk ${m.disk}, Node ${m.node}, mergerfs ${m.mergerfs}, PostgreSQL ${m.postgres}, fuse-native ${m.fuseNative}; load average at start ${m.loadAverage}${m.loadAverageEnd !== undefined ? `, at end ${m.loadAverageEnd}` : ''}`;
 }
 
 /** The Markdown table (also used in README's Performance section). */

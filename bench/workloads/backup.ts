@@ -40,12 +40,15 @@ async function waitForPort(port: number, d: Daemon, what: string, timeoutMs = 60
 
 let api: { daemon: Daemon; stop: () => Promise<void> } | null = null;
 
+/** A backup host that completed the first pull (its folder and state are kept for the hourly workload). */
+let pulledHost: { config: string; folder: string } | null = null;
+
 /** Start `geogridfs api` once (stopped at clean-up). */
 async function ensureApi(ctx: BenchContext): Promise<string> {
   const url = `http://127.0.0.1:${ctx.ggfs.apiPort}`;
   if (api) return url;
   const daemon = startDaemon(process.execPath, [GEOGRIDFS_BIN, 'api', '--config', ctx.ggfs.configPath('main')], {
-    env: childEnv(),
+    env: ctx.ggfs.env('api'),
     logFile: path.join(ctx.ggfs.root, 'api.log'),
   });
   const stop = onCleanup('stop geogridfs api', async () => {
@@ -116,10 +119,15 @@ export async function backupPull(ctx: BenchContext): Promise<WorkloadResult[]> {
         if (t === 'geogridfs') {
           const host = await backupHost(ctx, `pull-r${r}`, apiUrl);
           await dropCaches();
-          s.add('pull', t, (await timed(process.execPath, [GEOGRIDFS_BIN, 'backup', 'replicate', '-q', '--config', ctx.ggfs.configPath(host.config)])) / 1000);
+          s.add('pull', t, (await ctx.ggfs.timedCli(['backup', 'replicate', '-q'], host.config)).ms / 1000);
           const got = await treeBytes(path.join(host.folder, 'bk'));
-          await rm(host.folder, { recursive: true, force: true });
-          if (got.bytes !== spec.bytes || got.files !== spec.files) throw new Error(`backup pulled ${got.files} files / ${got.bytes} bytes of ${spec.files} / ${spec.bytes}`);
+          if (got.bytes !== spec.bytes || got.files !== spec.files) {
+            await rm(host.folder, { recursive: true, force: true });
+            throw new Error(`backup pulled ${got.files} files / ${got.bytes} bytes of ${spec.files} / ${spec.bytes}`);
+          }
+          // the last host that pulled everything is the hourly workload's host
+          if (pulledHost) await rm(pulledHost.folder, { recursive: true, force: true });
+          pulledHost = host;
         } else {
           const dst = path.join(ctx.scratch, 'curl', `${t}-r${r}`);
           await mkdir(dst, { recursive: true });
@@ -208,13 +216,17 @@ export async function backupHourly(ctx: BenchContext): Promise<WorkloadResult[]>
       const apiUrl = await ensureApi(ctx);
       const t0 = Date.now();
       await registerHourly(ctx, n);
-      const host = await backupHost(ctx, 'hourly', apiUrl);
-      // the host already holds everything wanted: the hourly tree and the backed-up set of the pull workload
+      // the host that did the first pull also gets the hourly tree (copied, same mtimes) and
+      // registers it with `backup walk`; without one, a new host gets both trees
+      let host = pulledHost;
+      if (!host) {
+        host = await backupHost(ctx, 'hourly', apiUrl);
+        if (existsSync(path.join(ctx.bare, 'bk'))) check(await run('cp', ['-al', path.join(ctx.bare, 'bk'), host.folder]), 'cp -al bk');
+      }
       check(await run('cp', ['-al', src, host.folder]), 'cp -al (backup host)');
-      if (existsSync(path.join(ctx.bare, 'bk'))) check(await run('cp', ['-al', path.join(ctx.bare, 'bk'), host.folder]), 'cp -al bk');
-      const w = await ctx.ggfs.mustCli(['backup', 'walk', '-q'], host.config);
+      const w = await ctx.ggfs.mustCli(['backup', 'walk', '-q', '-p', pulledHost ? path.join(host.folder, 'hourly') : host.folder], host.config);
       const first = await ctx.ggfs.mustCli(['backup', 'replicate', '-q'], host.config);
-      setupNote = `set-up (bulk INSERT of ${n} files, \`backup walk\`, first \`backup replicate\`) took ${Math.round((Date.now() - t0) / 1000)} s; walk: ${w.stdout.trim().split('\n').pop()}; first run: ${first.stdout.trim().split('\n').pop()}`;
+      setupNote = `host ${host.config}; set-up (bulk INSERT of ${n} files, \`backup walk\`, first \`backup replicate\`) took ${Math.round((Date.now() - t0) / 1000)} s; walk: ${w.stdout.trim().split('\n').pop()}; first run: ${first.stdout.trim().split('\n').pop()}`;
       config = host.config;
     } catch (err) {
       s.fail(['hourly'], 'geogridfs', failReason(err));
@@ -231,10 +243,9 @@ export async function backupHourly(ctx: BenchContext): Promise<WorkloadResult[]>
       try {
         await dropCaches();
         if (t === 'geogridfs') {
-          const res = await run(process.execPath, [GEOGRIDFS_BIN, 'backup', 'replicate', '-q', '--config', ctx.ggfs.configPath(config!)], { env: childEnv() });
-          check(res, 'geogridfs backup replicate');
+          const res = await ctx.ggfs.timedCli(['backup', 'replicate', '-q'], config!);
           lastLine = res.stdout.trim().split('\n').pop() ?? '';
-          s.add('hourly', t, res.wallMs / 1000);
+          s.add('hourly', t, res.ms / 1000);
         } else {
           const from = t === 'bare' ? src : path.join(ctx.mergerfs.mount, 'hourly');
           s.add('hourly', t, (await timed('rsync', ['-a', '--dry-run', from + '/', path.join(dst, 'hourly') + '/'], { discardStdout: true })) / 1000);

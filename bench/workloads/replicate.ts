@@ -8,7 +8,7 @@
 import { readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { RoundPlanner, failReason, io, orderFor, Samples, timed, type BenchContext } from '../lib/context.js';
-import { check, dropCaches, GEOGRIDFS_BIN, run } from '../lib/proc.js';
+import { check, dropCaches } from '../lib/proc.js';
 import { mixedSpec } from '../lib/sizes.js';
 import { TARGETS, type WorkloadResult } from '../lib/types.js';
 
@@ -74,7 +74,7 @@ export async function replicateWorkload(ctx: BenchContext): Promise<WorkloadResu
           await ctx.ggfs.mustCli(['node', 'set-state', 'n3', 'readonly']);
           try {
             await dropCaches();
-            s.add('rep', t, (await timed(process.execPath, [GEOGRIDFS_BIN, 'replicator', 'replicate', '-q', '--config', ctx.ggfs.configPath('n2')])) / 1000);
+            s.add('rep', t, (await ctx.ggfs.timedCli(['replicator', 'replicate', '-q'], 'n2')).ms / 1000);
           } finally {
             await ctx.ggfs.mustCli(['node', 'set-state', 'n3', 'active']);
           }
@@ -103,7 +103,6 @@ export async function replicateWorkload(ctx: BenchContext): Promise<WorkloadResu
     }
     await rm(spec.file, { force: true });
   }
-  void run;
   return [
     {
       id: 'replicate',

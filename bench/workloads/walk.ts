@@ -6,7 +6,7 @@
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { RoundPlanner, failReason, io, orderFor, Samples, timed, type BenchContext } from '../lib/context.js';
-import { dropCaches, GEOGRIDFS_BIN } from '../lib/proc.js';
+import { dropCaches } from '../lib/proc.js';
 import { TARGETS, type WorkloadResult } from '../lib/types.js';
 
 /** Files of `count` × `size` bytes in folders of 100, under `prefix`. */
@@ -39,7 +39,7 @@ export async function walkWorkload(ctx: BenchContext): Promise<WorkloadResult[]>
       try {
         await dropCaches();
         if (t === 'geogridfs') {
-          s.add('walk', t, (await timed(process.execPath, walkArgs(ctx, `/${rel}`))) / 1000);
+          s.add('walk', t, (await ctx.ggfs.timedCli(['replicator', 'walk', '--path', `/${rel}`, '-q'], 'n1')).ms / 1000);
           await verifyRegistered(ctx, `/${rel}`, n);
         } else {
           const dir = path.join(t === 'bare' ? ctx.bare : ctx.mergerfs.mount, rel);
@@ -66,10 +66,6 @@ export async function walkWorkload(ctx: BenchContext): Promise<WorkloadResult[]>
       values: s.values('walk', TARGETS),
     },
   ];
-}
-
-function walkArgs(ctx: BenchContext, subpath: string): string[] {
-  return [GEOGRIDFS_BIN, 'replicator', 'walk', '--path', subpath, '-q', '--config', ctx.ggfs.configPath('n1')];
 }
 
 /** The walk must really have registered the files (a figure from a no-op would be fake). */
