@@ -89,6 +89,15 @@ export async function watch(ctx: ReplicatorContext, opts: WatchOptions = {}): Pr
       schedule();
     };
     watcher.on('add', onFile).on('change', onFile).on('error', (err) => log.warn({ err: String(err) }, 'watch: file watcher error'));
+    // files placed before the watcher has scanned the tree would be taken as already there:
+    // let it finish its scan first (bounded: on a huge tree the periodic passes must not wait forever)
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 60_000);
+      watcher!.once('ready', () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
   }
 
   const periodic = setInterval(() => schedule(0), intervalMs);

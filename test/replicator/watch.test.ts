@@ -62,7 +62,11 @@ t.test('watch: copies follow within seconds (NOTIFY), files placed by hand are r
   t.ok(await fileExists(path.join(g.roots.n1!, 'by hand.txt')));
 
   // every connection of the daemons is cut (as by a database restart): they reconnect and carry on
-  await g.store.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`);
+  const cut = await g.store.query(
+    `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+      WHERE datname = current_database() AND (application_name LIKE 'geogridfs-replicator%' OR application_name = 'geogridfs-listen')`,
+  );
+  t.ok(cut.length >= 4, `cut ${cut.length} connections of the daemons (pools and LISTEN)`);
   await new Promise((r) => setTimeout(r, 500));
   await addViaMount('after.txt', 'after the restart');
   await until('second copy of after.txt', async () => (await replicaState(g.store)).find((s) => s.path === '/after.txt')?.nodes.length === 2, 30_000);
