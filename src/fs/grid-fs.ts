@@ -26,6 +26,7 @@ import { folderHasChildren, knownReplicaPaths, makeFolder, makeSymlink, removeFo
 import { listNodes } from '../meta/nodes.js';
 import { recordProblem } from '../meta/problems.js';
 import { NodeIo, OPEN, type StorageNode } from '../storage/node-io.js';
+import { isReservedName } from '../storage/copy.js';
 import { makeClassifier, type Classifier } from '../util/classify.js';
 import type { Logger } from '../util/log.js';
 import { joinVirtual, parentOf } from '../util/vpath.js';
@@ -384,6 +385,7 @@ export class GridFs {
 
   /** Look an entry up on the nodes: first node (config order) that has it wins. */
   private async nodeLookup(vpath: string): Promise<{ stat: Stats; nodes: StorageNode[] } | null> {
+    if (isReservedName(vpath.slice(vpath.lastIndexOf('/') + 1))) return null;
     const nodes = this.usableNodes();
     const stats = await Promise.all(nodes.map((n) => this.io.lstatOrNull(n, vpath).catch(() => null)));
     const found = nodes.filter((_, i) => stats[i]);
@@ -455,7 +457,8 @@ export class GridFs {
     const nodeOnly = new Map<string, StorageNode[]>();
     listings.forEach((list, i) => {
       for (const d of list) {
-        if (metaNames.has(d.name)) continue;
+        // the replicator's temp files and quarantine (.ggfs-*) are not part of the tree
+        if (metaNames.has(d.name) || isReservedName(d.name)) continue;
         const arr = nodeOnly.get(d.name) ?? [];
         arr.push(nodes[i]!);
         nodeOnly.set(d.name, arr);
@@ -568,6 +571,7 @@ export class GridFs {
       seqOffset: 0,
       size: base.size,
       dirty: base.dirty,
+      wrote: false,
       unlinked: false,
       mode: base.mode & 0o7777,
       uid: base.uid,
@@ -709,6 +713,7 @@ export class GridFs {
     const n = await this.io.write(h.node, h.fh, data, position);
     h.size = Math.max(h.size, position + n);
     h.dirty = true;
+    h.wrote = true;
     h.mtimeMs = Date.now();
     return n;
   }
@@ -735,6 +740,7 @@ export class GridFs {
       return;
     }
     h.dirty = false;
+    h.wrote = false;
     try {
       const { checksum, size } = await this.checksum(h);
       const row = await this.mutate({
@@ -756,6 +762,7 @@ export class GridFs {
       else this.cache.invalidate(h.path);
     } catch (err) {
       h.dirty = true;
+      h.wrote = true;
       throw err;
     }
   }
@@ -763,7 +770,8 @@ export class GridFs {
   async flush(fd: number): Promise<void> {
     const h = this.handles.get(fd);
     if (!h) throw new FsError('EBADF');
-    if (h.kind === 'write' && h.dirty) await this.commit(h);
+    // a close(2) right after create/open (the shell's dup2 dance) with nothing written yet: release registers it
+    if (h.kind === 'write' && h.dirty && h.wrote) await this.commit(h);
   }
 
   async fsync(fd: number): Promise<void> {

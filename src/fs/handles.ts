@@ -30,6 +30,8 @@ export interface WriteHandle {
   size: number;
   /** changed since the last commit */
   dirty: boolean;
+  /** bytes written since the last commit (flush registers only then) */
+  wrote: boolean;
   /** unlinked while open: never register it */
   unlinked: boolean;
   mode: number;
