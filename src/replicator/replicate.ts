@@ -385,6 +385,14 @@ async function copyHere(ctx: ReplicatorContext, f: WorkFile, nodes: Map<number, 
       return;
     } catch (err) {
       errors.push(`${src.name}: ${(err as Error).message}`);
+      if (!(err instanceof SourceMismatchError)) {
+        // renamed or deleted meanwhile (a folder rename carries the source or the temp file away): not a fault, look again now
+        const current = await getFileById(store, f.id);
+        if (!current || current.deletedAt || current.path !== f.path) {
+          await enqueue(store, [f.id], 'changed', 0);
+          return;
+        }
+      }
       if (err instanceof SourceMismatchError) {
         const current = await getFileById(store, f.id);
         if (!current || current.deletedAt || current.version !== f.version) {
