@@ -131,6 +131,8 @@ export async function registerContentRoutes(app: FastifyInstance, ctx: ApiContex
         release();
         stream.destroy();
       });
+      // free the slot as soon as the last byte is handed over, before the client can see it and ask again
+      counter.once('end', release);
       const paced = ctx.throttle.pace(node.id, node.bytesPerSec);
       stream.on('error', (err) => {
         ctx.log.warn({ path: vpath, err: err.message }, 'content stream failed on every replica');
