@@ -559,7 +559,7 @@ export class GridFs {
     return ordered;
   }
 
-  private newWriter(vpath: string, node: StorageNode, nodePath: string, fh: WriteHandle['fh'], base: { mode: number; uid: number; gid: number; size: number; fresh: boolean; dirty: boolean; atimeMs?: number; mtimeMs?: number }): WriteHandle {
+  private newWriter(vpath: string, node: StorageNode, nodePath: string, fh: WriteHandle['fh'], base: { mode: number; uid: number; gid: number; size: number; fresh: boolean; dirty: boolean; created?: boolean; atimeMs?: number; mtimeMs?: number }): WriteHandle {
     const now = Date.now();
     return {
       kind: 'write',
@@ -572,6 +572,7 @@ export class GridFs {
       size: base.size,
       dirty: base.dirty,
       wrote: false,
+      created: base.created ?? false,
       unlinked: false,
       mode: base.mode & 0o7777,
       uid: base.uid,
@@ -591,7 +592,7 @@ export class GridFs {
         const fh = await this.openNew(node, vpath, (mode & 0o7777) | 0o600);
         if (uid !== this.uid || gid !== this.gid) await this.io.call(node, `chown ${vpath}`, () => fh.chown(uid, gid)).catch(() => undefined);
         this.cache.invalidate(vpath);
-        return this.handles.add(this.newWriter(vpath, node, vpath, fh, { mode, uid, gid, size: 0, fresh: true, dirty: true }));
+        return this.handles.add(this.newWriter(vpath, node, vpath, fh, { mode, uid, gid, size: 0, fresh: true, dirty: true, created: true }));
       } catch (err) {
         lastErr = err;
         if (!TRY_NEXT_NODE.has(codeOf(err) ?? '')) throw err;
@@ -710,12 +711,60 @@ export class GridFs {
     } else {
       h.hash = null;
     }
-    const n = await this.io.write(h.node, h.fh, data, position);
+    let n: number;
+    try {
+      n = await this.io.write(h.node, h.fh, data, position);
+    } catch (err) {
+      if (codeOf(err) !== 'ENOSPC' && codeOf(err) !== 'EDQUOT') throw err;
+      await this.moveWriter(h, err);
+      n = await this.io.write(h.node, h.fh, data, position);
+    }
     h.size = Math.max(h.size, position + n);
     h.dirty = true;
     h.wrote = true;
     h.mtimeMs = Date.now();
     return n;
+  }
+
+  /**
+   * The writer's node is full: copy what was written so far to the next node
+   * of the placement policy and go on there (mergerfs' moveonenospc). The
+   * bytes left behind are removed when this handle created them; otherwise
+   * they are that node's (now stale) replica for the replicator to refresh.
+   */
+  private async moveWriter(h: WriteHandle, cause: unknown): Promise<void> {
+    const from = h.node;
+    const order = (await this.placement(h.path)).filter((n) => n.name !== from.name);
+    for (const node of order) {
+      let fh: WriteHandle['fh'] | null = null;
+      try {
+        fh = await this.openNew(node, h.path, (h.mode & 0o7777) | 0o600);
+        let pos = 0;
+        for (;;) {
+          const buf = await this.io.read(from, h.fh, HASH_CHUNK, pos);
+          if (buf.length === 0) break;
+          await this.io.write(node, fh, buf, pos);
+          pos += buf.length;
+        }
+        if (pos < h.size) await this.io.ftruncate(node, fh, h.size);
+      } catch (err) {
+        if (fh) {
+          await this.io.close(node, fh);
+          await this.io.unlink(node, h.path).catch(() => undefined);
+        }
+        if (TRY_NEXT_NODE.has(codeOf(err) ?? '')) continue;
+        throw err;
+      }
+      this.log.info({ path: h.path, from: from.name, to: node.name, bytes: h.size }, 'node full: file moved to the next node');
+      await this.io.close(from, h.fh);
+      if (h.created) await this.io.unlink(from, h.nodePath).catch(() => undefined);
+      h.node = node;
+      h.fh = fh;
+      h.nodePath = h.path;
+      this.io.forgetSpace(from);
+      return;
+    }
+    throw cause;
   }
 
   /** sha256 of a writer's bytes: the streamed one when writes were sequential and covered the file, else re-read from the node. */

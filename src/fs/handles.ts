@@ -32,6 +32,8 @@ export interface WriteHandle {
   dirty: boolean;
   /** bytes written since the last commit (flush registers only then) */
   wrote: boolean;
+  /** this handle created the file (its bytes are nobody else's) */
+  created: boolean;
   /** unlinked while open: never register it */
   unlinked: boolean;
   mode: number;
