@@ -282,6 +282,14 @@ async function processQueue(ctx: ReplicatorContext, stats: ReplicateStats, opts:
       }
       await Promise.all(running);
       await recorder.flush();
+      // files this run brought to target need no further look: their entries go now (unless refreshed meanwhile)
+      const byId = new Map(entries.map((e) => [e.fileId, e]));
+      const nowDone = copies
+        .filter((f) => recorder.recorded.has(f.id))
+        .filter((f) => plan({ ...f, replicas: [...f.replicas.filter((r) => r.nodeId !== node.id), { nodeId: node.id, version: f.version }] }, nodes, node.id, { minFreeBytes: config.replicator.minFreeBytes }).done)
+        .map((f) => byId.get(f.id)!);
+      await removeQueued(store, nowDone);
+      stats.finished += nowDone.length;
     } finally {
       clearInterval(renew);
       // claims not turned into replicas (failures, budget, stop) are given back

@@ -92,11 +92,14 @@ export async function watch(ctx: ReplicatorContext, opts: WatchOptions = {}): Pr
     // files placed before the watcher has scanned the tree would be taken as already there:
     // let it finish its scan first (bounded: on a huge tree the periodic passes must not wait forever)
     await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, 60_000);
-      watcher!.once('ready', () => {
+      const done = () => {
         clearTimeout(t);
+        ctx.signal?.removeEventListener('abort', done);
         resolve();
-      });
+      };
+      const t = setTimeout(done, 60_000);
+      watcher!.once('ready', done);
+      ctx.signal?.addEventListener('abort', done, { once: true });
     });
   }
 
