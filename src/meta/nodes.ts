@@ -59,7 +59,7 @@ export async function setNodeState(db: Queryable, name: string, state: NodeState
 
 /** Record a node's space and liveness (written by its replicator). */
 export async function heartbeat(db: Queryable, name: string, capacityBytes: number, freeBytes: number): Promise<void> {
-  await db.query('UPDATE nodes SET capacity_bytes = $2, free_bytes = LEAST($3, $2), heartbeat_at = now() WHERE name = $1', [name, capacityBytes, freeBytes]);
+  await db.query('UPDATE nodes SET capacity_bytes = $2::bigint, free_bytes = LEAST($3::bigint, $2::bigint), heartbeat_at = now() WHERE name = $1', [name, capacityBytes, freeBytes]);
 }
 
 /**

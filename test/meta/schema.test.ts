@@ -117,3 +117,16 @@ t.test('backup tokens are stored hashed', async (t) => {
   t.notMatch(rows[0]!.dump, secret, 'secret not stored in clear');
   t.notMatch(rows[0]!.dump, Buffer.from(secret).toString('hex'), 'nor as hex');
 });
+
+t.test('heartbeat records space and liveness', async (t) => {
+  const { store } = await testStore(t);
+  await addNode(store, 'hb');
+  const { heartbeat } = await import('../../src/meta/nodes.js');
+  await heartbeat(store, 'hb', 1000, 400);
+  let n = await getNode(store, 'hb');
+  t.same([n!.capacityBytes, n!.freeBytes], [1000, 400]);
+  t.ok(n!.heartbeatAt, 'heartbeat time set');
+  await heartbeat(store, 'hb', 1000, 5000);
+  n = await getNode(store, 'hb');
+  t.equal(n!.freeBytes, 1000, 'free never above capacity');
+});
