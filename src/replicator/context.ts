@@ -4,7 +4,8 @@
  * stop signal and a holder name for claims.
  */
 import os from 'node:os';
-import { stat } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { MetaStore } from '../meta/store.js';
 import { getNode, type NodeRow } from '../meta/nodes.js';
@@ -47,4 +48,35 @@ export async function refreshNode(ctx: ReplicatorContext): Promise<NodeRow> {
   if (!n) throw new GeoError('NOT_FOUND', `node "${ctx.node.name}" was removed from metadata`);
   ctx.node = n;
   return n;
+}
+
+/** Marker file in a node folder naming the node whose storage it is. */
+export const NODE_MARKER = '.ggfs-node';
+
+/**
+ * Make sure the folder really is this node's storage before anything is
+ * deleted, renamed or declared missing in it: an NFS mount that is not
+ * mounted shows an empty folder, and a scrub there would forget every copy.
+ * The marker `.ggfs-node` (the node's name) is created on first use while
+ * metadata lists no replica on the node; afterwards it must be there.
+ * Throws GeoError IO naming the folder otherwise.
+ */
+export async function checkNodeFolder(ctx: ReplicatorContext): Promise<void> {
+  const marker = path.join(ctx.root, NODE_MARKER);
+  const content = await readFile(marker, 'utf8').catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? null : Promise.reject(err)));
+  if (content !== null) {
+    if (content.trim() !== ctx.node.name) {
+      throw new GeoError('IO', `${ctx.root} belongs to node "${content.trim()}" (${marker}), not to "${ctx.node.name}": check config nodes / host.node`);
+    }
+    return;
+  }
+  const held = await ctx.store.query('SELECT 1 FROM replicas WHERE node_id = $1 LIMIT 1', [ctx.node.id]);
+  if (held.length) {
+    throw new GeoError(
+      'IO',
+      `${ctx.root} has no ${NODE_MARKER} marker but metadata lists copies on node "${ctx.node.name}": is its storage (NFS) mounted? ` +
+        `If this folder is right, create the marker: echo ${ctx.node.name} > ${marker}`,
+    );
+  }
+  await writeFile(marker, ctx.node.name + '\n', { mode: 0o644 });
 }

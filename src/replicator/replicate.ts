@@ -16,7 +16,7 @@
 import { rmdir, statfs, lstat, mkdir, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { ReplicatorContext } from './context.js';
-import { refreshNode } from './context.js';
+import { checkNodeFolder, refreshNode } from './context.js';
 import { plan, type PlacementNode } from './placement.js';
 import { rank } from './rendezvous.js';
 import { placementNodes, dropReplica, writeNodeHeartbeat, type DropReason } from '../meta/replicas.js';
@@ -126,6 +126,7 @@ export async function replicate(ctx: ReplicatorContext, opts: ReplicateOptions =
   }
   try {
     await refreshNode(ctx);
+    await checkNodeFolder(ctx);
     const space = await writeHeartbeat(ctx);
     await expireClaims(ctx.store);
     // we hold the node's lock: claims on copies to this node are a crashed run's
@@ -320,7 +321,12 @@ class CopyRecorder {
     this.pending = [];
     this.chain = this.chain.then(async () => {
       if (!batch.length) return;
-      for (const dir of new Set(batch.map((b) => b.dir))) await fsyncDir(dir);
+      for (const dir of new Set(batch.map((b) => b.dir))) {
+        // a folder renamed through the mount meanwhile: the copy moved with it (the rename is recorded as pending work)
+        await fsyncDir(dir).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err;
+        });
+      }
       await recordCopies(this.ctx.store, this.ctx.node.id, this.ctx.holder, batch);
       for (const b of batch) this.recorded.add(b.fileId);
     });

@@ -15,6 +15,7 @@ import { lstat, mkdir, rename } from 'node:fs/promises';
 import path from 'node:path';
 import type { ReplicatorContext } from './context.js';
 import { lockKey } from './replicate.js';
+import { checkNodeFolder } from './context.js';
 import { dropReplica, markVerified, otherCurrentCopies, replicasToScrub, type ScrubCursor } from '../meta/replicas.js';
 import { recordProblem } from '../meta/problems.js';
 import { QUARANTINE_DIR } from '../storage/copy.js';
@@ -58,6 +59,12 @@ export async function scrub(ctx: ReplicatorContext, opts: ScrubOptions = {}): Pr
     return stats;
   }
   const { store, node, root, log } = ctx;
+  try {
+    await checkNodeFolder(ctx);
+  } catch (err) {
+    await release();
+    throw err;
+  }
   const rate = opts.bytesPerSec ?? ctx.config.replicator.scrubBytesPerSec;
   const before = new Date(Date.now() - (opts.olderThanSec ?? 0) * 1000);
   let cursor: ScrubCursor | null = null;

@@ -20,7 +20,7 @@ import { lstat, opendir } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import PQueue from 'p-queue';
 import path from 'node:path';
-import type { ReplicatorContext } from './context.js';
+import { checkNodeFolder, type ReplicatorContext } from './context.js';
 import { commitFileVersion, ensureFolder, getFolder } from '../meta/files.js';
 import { attachMatching, cacheWalkHashes, forgetWalkHashes, localPathInfo, registerNewFiles, type LocalPathInfo } from '../meta/replicas.js';
 import { recordProblem } from '../meta/problems.js';
@@ -29,6 +29,7 @@ import type { HashResult } from '../storage/hash.js';
 import { makeClassifier } from '../util/classify.js';
 import { joinVirtual, normalizeVirtualPath, onNode, parentOf } from '../util/vpath.js';
 import type { Queryable } from '../meta/store.js';
+import { GeoError } from '../util/errors.js';
 
 export interface WalkStats {
   /** regular files seen */
@@ -357,6 +358,7 @@ export async function walk(ctx: ReplicatorContext, opts: WalkOptions = {}): Prom
     if (names.length && !stopped()) await processBatch(vdir, absDir, names);
   };
 
+  await checkNodeFolder(ctx);
   const counter = opts.count ? countTree(startAbs, stats, stopped) : Promise.resolve();
   const ticker = opts.onProgress
     ? setInterval(() => {
@@ -365,7 +367,9 @@ export async function walk(ctx: ReplicatorContext, opts: WalkOptions = {}): Prom
       }, 500)
     : null;
   try {
-    const st = await lstat(startAbs);
+    const st = await lstat(startAbs).catch((err: NodeJS.ErrnoException) => {
+      throw new GeoError(err.code === 'ENOENT' ? 'NOT_FOUND' : 'IO', `${startV} is not on node ${node.name} (${startAbs}): ${err.code ?? err.message}`);
+    });
     if (st.isDirectory()) await visit(startV, startAbs);
     else if (st.isFile()) await processBatch(path.posix.dirname(startV), path.dirname(startAbs), [path.basename(startAbs)]);
     await pool.whenBelow(1);

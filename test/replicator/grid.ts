@@ -91,6 +91,7 @@ export async function listTree(root: string): Promise<Record<string, string>> {
   const visit = async (dir: string, rel: string): Promise<void> => {
     for (const ent of await readdir(dir, { withFileTypes: true })) {
       const r = rel ? `${rel}/${ent.name}` : ent.name;
+      if (r === '.ggfs-node') continue; // the node marker
       if (ent.isDirectory()) await visit(path.join(dir, ent.name), r);
       else if (ent.isFile()) out['/' + r] = sha256(await readFile(path.join(dir, ent.name)));
     }

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { readFile, writeFile, stat } from 'node:fs/promises';
+import { readFile, writeFile, stat, rename, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { makeGrid, sampleTree, writeTree, sha256, replicaState } from './grid.js';
 
@@ -60,4 +60,19 @@ t.test('walk registers a tree; a second walk is a no-op; a second node adds repl
   await writeTree(g.roots.n2!, { 'dir one/new.txt': 'new' });
   const r5 = await g.run('n2', ['replicator', 'walk', '-p', '/dir one']);
   t.match(r5.stdout, /1 registered/);
+
+  // n2's storage "not mounted": an empty folder in its place. Nothing may be forgotten or deleted there.
+  const held = (await g.store.query<{ n: number }>('SELECT count(*)::int AS n FROM replicas WHERE node_id = $1', [await g.nodeId('n2')]))[0]!.n;
+  await rename(g.roots.n2!, g.roots.n2! + '.real');
+  await mkdir(g.roots.n2!);
+  for (const cmd of [['scrub'], ['replicate'], ['walk']]) {
+    const r = await g.run('n2', ['replicator', ...cmd]);
+    t.equal(r.code, 1, `${cmd[0]} refuses`);
+    t.match(r.stderr, /is its storage \(NFS\) mounted/);
+  }
+  const stillHeld = (await g.store.query<{ n: number }>('SELECT count(*)::int AS n FROM replicas WHERE node_id = $1', [await g.nodeId('n2')]))[0]!.n;
+  t.equal(stillHeld, held, 'no replica forgotten');
+  await rm(g.roots.n2!, { recursive: true });
+  await rename(g.roots.n2! + '.real', g.roots.n2!);
+  t.equal((await g.run('n2', ['replicator', 'scrub'])).code, 0, 'mounted again: fine');
 });
