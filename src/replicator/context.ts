@@ -4,7 +4,7 @@
  * stop signal and a holder name for claims.
  */
 import os from 'node:os';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { opendir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { MetaStore } from '../meta/store.js';
@@ -56,10 +56,10 @@ export const NODE_MARKER = '.ggfs-node';
 /**
  * Make sure the folder really is this node's storage before anything is
  * deleted, renamed or declared missing in it: an NFS mount that is not
- * mounted shows an empty folder, and a scrub there would forget every copy.
- * The marker `.ggfs-node` (the node's name) is created on first use while
- * metadata lists no replica on the node; afterwards it must be there.
- * Throws GeoError IO naming the folder otherwise.
+ * mounted shows an empty folder, where a scrub would forget every copy.
+ * Refused (GeoError IO) when the folder is empty while metadata lists copies
+ * on the node, or when its marker `.ggfs-node` names another node. The
+ * marker (the node's name) is written on first use.
  */
 export async function checkNodeFolder(ctx: ReplicatorContext): Promise<void> {
   const marker = path.join(ctx.root, NODE_MARKER);
@@ -70,13 +70,18 @@ export async function checkNodeFolder(ctx: ReplicatorContext): Promise<void> {
     }
     return;
   }
-  const held = await ctx.store.query('SELECT 1 FROM replicas WHERE node_id = $1 LIMIT 1', [ctx.node.id]);
-  if (held.length) {
-    throw new GeoError(
-      'IO',
-      `${ctx.root} has no ${NODE_MARKER} marker but metadata lists copies on node "${ctx.node.name}": is its storage (NFS) mounted? ` +
-        `If this folder is right, create the marker: echo ${ctx.node.name} > ${marker}`,
-    );
+  const dir = await opendir(ctx.root);
+  const first = await dir.read();
+  await dir.close();
+  if (first === null) {
+    const held = await ctx.store.query('SELECT 1 FROM replicas WHERE node_id = $1 LIMIT 1', [ctx.node.id]);
+    if (held.length) {
+      throw new GeoError(
+        'IO',
+        `${ctx.root} is empty but metadata lists copies on node "${ctx.node.name}": is its storage (NFS) mounted? ` +
+          `If the copies are really gone, run \`geogridfs node set-state ${ctx.node.name} dead\` (the others re-replicate).`,
+      );
+    }
   }
   await writeFile(marker, ctx.node.name + '\n', { mode: 0o644 });
 }

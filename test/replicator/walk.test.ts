@@ -75,4 +75,9 @@ t.test('walk registers a tree; a second walk is a no-op; a second node adds repl
   await rm(g.roots.n2!, { recursive: true });
   await rename(g.roots.n2! + '.real', g.roots.n2!);
   t.equal((await g.run('n2', ['replicator', 'scrub'])).code, 0, 'mounted again: fine');
+  await writeFile(path.join(g.roots.n2!, '.ggfs-node'), 'n1\n');
+  const wrong = await g.run('n2', ['replicator', 'replicate']);
+  t.equal(wrong.code, 1);
+  t.match(wrong.stderr, /belongs to node "n1"/, 'a folder marked for another node is refused');
+  await writeFile(path.join(g.roots.n2!, '.ggfs-node'), 'n2\n');
 });
