@@ -633,11 +633,18 @@ export class GridFs {
   }
 
   async open(vpath: string, flags: number): Promise<number> {
-    const r = await this.resolve(vpath);
+    let r = await this.resolve(vpath);
     if (!r) throw new FsError('ENOENT', vpath);
     if (isDir(r)) throw new FsError('EISDIR', vpath);
     const accmode = flags & 3;
-    const candidates = await this.readCandidates(vpath, r);
+    let candidates = await this.readCandidates(vpath, r);
+    if (candidates.length === 0 && r.src === 'meta') {
+      // the cached row may be a version behind a commit that just landed: look again
+      this.cache.invalidate(vpath);
+      r = await this.resolve(vpath);
+      if (!r) throw new FsError('ENOENT', vpath);
+      candidates = await this.readCandidates(vpath, r);
+    }
     if (candidates.length === 0) throw new FsError('EIO', `no reachable replica of ${vpath}`);
     if (accmode === OPEN.RDONLY) {
       const h: ReadHandle = { kind: 'read', path: vpath, candidates, index: 0, fh: null };
@@ -860,6 +867,7 @@ export class GridFs {
     }
     h.size = size;
     h.dirty = true;
+    h.wrote = true; // truncate(2) is open+ftruncate+close: register at that close, not at the later release
     h.mtimeMs = Date.now();
   }
 
@@ -871,6 +879,7 @@ export class GridFs {
       if (size === 0) w.seqOffset = 0;
       w.size = size;
       w.dirty = true;
+      w.wrote = true;
       w.mtimeMs = Date.now();
       return;
     }
