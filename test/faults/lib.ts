@@ -213,6 +213,8 @@ export async function faultGrid(t: Tap, opts: FaultGridOptions = {}): Promise<Fa
     body.nodes = seen;
     await writeConfig(g.dir, body);
   }
+  // each node folder carries its marker, as `geogridfs node add` / the README ask for a real node
+  for (const [name, root] of Object.entries(g.nodes)) await fs.writeFile(path.join(root, '.ggfs-node'), `${name}\n`);
   const nodeConfigs: Record<string, string> = {};
   for (const name of Object.keys(g.nodes)) {
     const dir = path.join(g.dir, 'cfg', name);
