@@ -8,7 +8,7 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { check, childEnv, GEOGRIDFS_BIN, run, startDaemon, stopDaemon, sleep, type Daemon, type RunOptions, type RunResult } from './proc.js';
 import { mountsUnder, onCleanup, unmount } from './cleanup.js';
-import { ensureEmbedded } from '../../src/embedded/server.js';
+import { ensureEmbedded, stopEmbedded } from '../../src/embedded/server.js';
 import { MetaStore } from '../../src/meta/store.js';
 
 /** GeoGridFS features the bench uses, and whether this build has them. */
@@ -31,11 +31,14 @@ const FEATURE_COMMAND: Record<keyof Features, string> = {
 /** storage.threadPoolSize (the default; the mount re-executes itself unless UV_THREADPOOL_SIZE matches) */
 const THREAD_POOL_SIZE = 64;
 
-/** A child process of `pid` (the first found), or null. */
+/** A child process of `pid` that is itself a `geogridfs mount` (a re-executed mount), or null. */
 async function childOf(pid: number): Promise<number | null> {
   const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
-  const first = text.trim().split(/\s+/)[0];
-  return first ? Number(first) : null;
+  for (const c of text.trim().split(/\s+/).filter(Boolean)) {
+    const cmdline = (await readFile(`/proc/${c}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    if (cmdline.some((a) => a.endsWith('geogridfs')) && cmdline.includes('mount')) return Number(c);
+  }
+  return null;
 }
 
 export const NODE_NAMES = ['n1', 'n2', 'n3'] as const;
@@ -103,15 +106,15 @@ export class GeoGridFS {
     return path.join(this.configDir, `${name}.ts`);
   }
 
-  /** Environment of a geogridfs process (with --cpu-prof when profiling; `label` names its profile folder). */
-  env(label: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-    if (!this.profileDir) return childEnv(extra);
-    return childEnv({ ...extra, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${path.join(this.profileDir, label)}` });
+  /** Node arguments that start `geogridfs ARGS` (with --cpu-prof when profiling; `label` names its profile folder). */
+  argv(label: string, args: string[]): string[] {
+    const prof = this.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(this.profileDir, label)}`] : [];
+    return [...prof, GEOGRIDFS_BIN, ...args];
   }
 
   /** Run `geogridfs ARGS --config <name>`. */
   cli(args: string[], config = 'main', opts: RunOptions = {}): Promise<RunResult> {
-    return run(process.execPath, [GEOGRIDFS_BIN, ...args, '--config', this.configPath(config)], { env: this.env(args.slice(0, 2).join('-')), timeoutMs: 600_000, ...opts });
+    return run(process.execPath, this.argv(args.slice(0, 2).join('-'), [...args, '--config', this.configPath(config)]), { env: childEnv(), timeoutMs: 600_000, ...opts });
   }
 
   /** Run `geogridfs ARGS --config <name>` as a timed workload step: its wall-clock milliseconds (throws on failure). */
@@ -144,7 +147,8 @@ export class GeoGridFS {
     onCleanup('stop embedded PostgreSQL', async () => {
       await this.closeStore();
       const r = await this.cli(['db', 'stop'], 'main', { timeoutMs: 90_000 });
-      if (r.code !== 0) throw new Error(`geogridfs db stop: ${r.stderr.trim()}`);
+      // the CLI failing (a broken build) must not leave the server running: stop it directly
+      if (r.code !== 0 && (await stopEmbedded(this.dataDir).then(() => false, () => true))) throw new Error(`geogridfs db stop: ${r.stderr.trim()}`);
     });
     await this.mustCli(['db', 'migrate']);
     for (const n of NODE_NAMES) await this.mustCli(['node', 'add', n]);
@@ -195,8 +199,8 @@ export class GeoGridFS {
   async mount(config = 'main', extraArgs: string[] = []): Promise<void> {
     if (this.mountDaemon) throw new Error('already mounted');
     const logFile = path.join(this.root, `mount-${++this.mounts}.log`);
-    const d = startDaemon(process.execPath, [GEOGRIDFS_BIN, 'mount', '-f', this.mountPoint, '--config', this.configPath(config), ...extraArgs], {
-      env: this.env('mount', { UV_THREADPOOL_SIZE: String(THREAD_POOL_SIZE) }),
+    const d = startDaemon(process.execPath, this.argv('mount', ['mount', '-f', this.mountPoint, '--config', this.configPath(config), ...extraArgs]), {
+      env: childEnv({ UV_THREADPOOL_SIZE: String(THREAD_POOL_SIZE) }),
       logFile,
     });
     this.mountDaemon = d;

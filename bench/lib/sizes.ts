@@ -48,7 +48,7 @@ export const FULL: Sizes = {
   scaleLarge: 1_000_000,
   lookups: 2000,
   listings: 50,
-  extraRoundsWithinSec: 600,
+  extraRoundsWithinSec: 540,
   budgetSec: { 'backup-pull': 60, seq: 150, small: 120, walk: 60, replicate: 60, 'backup-hourly': 30 },
 };
 

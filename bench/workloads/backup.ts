@@ -47,8 +47,8 @@ let pulledHost: { config: string; folder: string } | null = null;
 async function ensureApi(ctx: BenchContext): Promise<string> {
   const url = `http://127.0.0.1:${ctx.ggfs.apiPort}`;
   if (api) return url;
-  const daemon = startDaemon(process.execPath, [GEOGRIDFS_BIN, 'api', '--config', ctx.ggfs.configPath('main')], {
-    env: ctx.ggfs.env('api'),
+  const daemon = startDaemon(process.execPath, ctx.ggfs.argv('api', ['api', '--config', ctx.ggfs.configPath('main')]), {
+    env: childEnv(),
     logFile: path.join(ctx.ggfs.root, 'api.log'),
   });
   const stop = onCleanup('stop geogridfs api', async () => {
