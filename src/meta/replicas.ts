@@ -243,14 +243,6 @@ export async function pendingDeletesByNode(db: Queryable): Promise<{ nodeId: num
   return db.query<{ nodeId: number; n: number }>(`SELECT node_id AS "nodeId", count(*)::int AS n FROM node_work GROUP BY node_id`);
 }
 
-/**
- * Record a node's space and liveness (its replicator's heartbeat). Same as
- * nodes.heartbeat(), with typed parameters (that one's `LEAST($3, $2)` makes
- * PostgreSQL deduce inconsistent types for $2).
- */
-export async function writeNodeHeartbeat(db: Queryable, name: string, capacityBytes: number, freeBytes: number): Promise<void> {
-  await db.query('UPDATE nodes SET capacity_bytes = $2::bigint, free_bytes = LEAST($3::bigint, $2::bigint), heartbeat_at = now() WHERE name = $1', [name, capacityBytes, freeBytes]);
-}
 
 export interface NewFile {
   path: string;

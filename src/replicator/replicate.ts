@@ -19,7 +19,8 @@ import type { ReplicatorContext } from './context.js';
 import { checkNodeFolder, refreshNode } from './context.js';
 import { plan, type PlacementNode } from './placement.js';
 import { rank } from './rendezvous.js';
-import { placementNodes, dropReplica, writeNodeHeartbeat, type DropReason } from '../meta/replicas.js';
+import { placementNodes, dropReplica, type DropReason } from '../meta/replicas.js';
+import { heartbeat } from '../meta/nodes.js';
 import {
   claimCopies, clearOverReplicated, deferQueued, dueWork, enqueue, expireClaims, finishNodeWork, markOverReplicated, nodeWork,
   overReplicated, pathTakenOnNode, recordCopies, releaseClaims, releaseNodeClaims, removeQueued, renewClaims, workFiles, type QueueCursor, type QueueEntry, type WorkFile,
@@ -82,7 +83,7 @@ export async function writeHeartbeat(ctx: ReplicatorContext): Promise<{ capacity
   const s = await statfs(ctx.root);
   const capacity = s.blocks * s.bsize;
   const free = s.bavail * s.bsize;
-  await writeNodeHeartbeat(ctx.store, ctx.node.name, capacity, free);
+  await heartbeat(ctx.store, ctx.node.name, capacity, free);
   return { capacity, free };
 }
 
