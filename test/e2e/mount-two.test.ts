@@ -46,4 +46,12 @@ t.test('a change through mount A is visible through mount B at once', async (t) 
   const gone = await within(2000, async () => !(await fs.stat(A('x.txt')).then(() => true, () => false)));
   t.ok(gone >= 0, `A sees B's unlink (after ${gone} ms)`);
   t.same((await fs.readdir(A('.'))).sort(), ['d2'], 'A lists what B left');
+
+  // a file put on a node by hand (before any walk) is visible through the mounts
+  await fs.mkdir(path.join(grid.nodes.n2!, 'byhand'), { recursive: true });
+  await fs.writeFile(path.join(grid.nodes.n2!, 'byhand', 'placed.txt'), 'placed by hand');
+  t.same((await fs.readdir(A('.'))).sort(), ['byhand', 'd2'], 'the hand-placed folder is listed');
+  t.equal(await fs.readFile(B('byhand/placed.txt'), 'utf8'), 'placed by hand', 'and its file reads');
+  const rows = await grid.store.query(`SELECT 1 FROM files WHERE path = '/byhand/placed.txt'`);
+  t.equal(rows.length, 0, 'reading it did not register it (read-only opens never write metadata)');
 });

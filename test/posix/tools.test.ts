@@ -108,3 +108,13 @@ t.test('mfs and ff place by policy', async (t) => {
   const rows = await grid.store.query<{ node: string }>(`SELECT DISTINCT n.name AS node FROM replicas r JOIN nodes n ON n.id = r.node_id`);
   t.same(rows.map((r) => r.node), ['n1'], 'ff: all on the first node');
 });
+
+t.test('only active nodes take new files', async (t) => {
+  const grid = await makeGrid(t, { config: { mount: { placement: 'ff' } } });
+  await grid.store.query(`UPDATE nodes SET state = 'readonly' WHERE name = 'n1'`);
+  await grid.store.query(`UPDATE nodes SET state = 'drain' WHERE name = 'n2'`);
+  const m = await grid.mount();
+  for (let i = 0; i < 3; i++) await fs.writeFile(path.join(m.mountpoint, `f${i}`), 'x');
+  const rows = await grid.store.query<{ node: string }>(`SELECT DISTINCT n.name AS node FROM replicas r JOIN nodes n ON n.id = r.node_id`);
+  t.same(rows.map((r) => r.node), ['n3'], 'readonly and drain nodes are skipped');
+});
