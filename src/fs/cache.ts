@@ -50,6 +50,16 @@ export class MetaCache {
     return slot.value;
   }
 
+  /** The cached answer without touching recency or counters (expired entries included). */
+  peek(vpath: string): Known | undefined {
+    return this.map.get(vpath)?.value;
+  }
+
+  /** Every cached answer (for subtree invalidation of dependent caches). */
+  *entries(): IterableIterator<[string, Known]> {
+    for (const [k, slot] of this.map) yield [k, slot.value];
+  }
+
   set(vpath: string, value: Known): void {
     const ttl = value === null ? this.negativeMs : this.positiveMs;
     if (ttl <= 0) return;

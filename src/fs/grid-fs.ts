@@ -21,7 +21,7 @@ import type { Stats } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import type { MetaStore, Queryable } from '../meta/store.js';
 import { isConnectionError } from '../meta/store.js';
-import { commitFileVersion, listFolder, lookup, replicasOf, META_CHANNEL, type FileRow, type FolderRow, type MetaChange, nowUs, announce } from '../meta/files.js';
+import { commitFileVersion, listFolder, lookup, replicasOf, META_CHANNEL, type ReplicaRow, type FileRow, type FolderRow, type MetaChange, nowUs, announce } from '../meta/files.js';
 import { folderHasChildren, knownReplicaPaths, makeFolder, makeSymlink, removeFolder, renamePath, setAttributes, unlinkFile } from '../meta/fs-ops.js';
 import { listNodes } from '../meta/nodes.js';
 import { recordProblem } from '../meta/problems.js';
@@ -188,9 +188,13 @@ export class GridFs {
       const h = await this.store.listen(META_CHANNEL, (payload) => this.onNotify(payload), {
         onReconnect: () => {
           this.cache.clear();
+          this.replicaCache.clear();
           void this.tryRecover();
         },
-        onDisconnect: () => this.cache.clear(),
+        onDisconnect: () => {
+          this.cache.clear();
+          this.replicaCache.clear();
+        },
       });
       this.listenClose = () => h.close();
     } catch (err) {
@@ -250,10 +254,35 @@ export class GridFs {
       change = JSON.parse(payload) as MetaChange;
     } catch {
       this.cache.clear();
+      this.replicaCache.clear();
       return;
     }
-    for (const p of change.paths ?? []) this.cache.invalidate(p);
-    for (const s of change.subtrees ?? []) this.cache.invalidateSubtree(s);
+    for (const p of change.paths ?? []) {
+      this.forgetReplicas(p);
+      this.cache.invalidate(p);
+    }
+    for (const s of change.subtrees ?? []) {
+      this.replicaCache.clear();
+      this.cache.invalidateSubtree(s);
+    }
+  }
+
+  /** Replica lists by file id, checked against the file's version; dropped on NOTIFY of the path and on our own changes. */
+  private readonly replicaCache = new Map<number, { version: number; at: number; rows: ReplicaRow[] }>();
+
+  private forgetReplicas(vpath: string): void {
+    const k = this.cache.peek(vpath);
+    if (k && k.type === 'file') this.replicaCache.delete(k.file.id);
+  }
+
+  /** Replicas of a file (cached 30 s for its current version). */
+  private async replicas(file: FileRow): Promise<ReplicaRow[]> {
+    const hit = this.replicaCache.get(file.id);
+    if (hit && hit.version === file.version && Date.now() - hit.at < 30_000) return hit.rows;
+    const rows = await replicasOf(this.store, file.id);
+    if (this.replicaCache.size > 50_000) this.replicaCache.clear();
+    this.replicaCache.set(file.id, { version: file.version, at: Date.now(), rows });
+    return rows;
   }
 
   // ---------------------------------------------------------------- metadata access
@@ -267,6 +296,7 @@ export class GridFs {
     if (!this.degraded) this.log.warn({ err: (err as Error).message }, 'PostgreSQL unreachable: serving from the nodes, journaling metadata changes');
     this.degraded = true;
     this.cache.clear();
+    this.replicaCache.clear();
   }
 
   /** Probe the database; when it answers, replay the journal and leave degraded mode. */
@@ -610,7 +640,7 @@ export class GridFs {
       const file = r.known.file;
       let reps;
       try {
-        reps = await replicasOf(this.store, file.id);
+        reps = await this.replicas(file);
       } catch (err) {
         if (!isConnectionError(err)) throw err;
         this.enterDegraded(err);
@@ -682,6 +712,7 @@ export class GridFs {
       } catch (err) {
         lastErr = err;
         this.log.warn({ node: c.node.name, path: c.path, code: codeOf(err) }, 'replica unreadable: failing over');
+        this.forgetReplicas(h.path);
         h.index++;
       }
     }
@@ -699,6 +730,7 @@ export class GridFs {
         return await this.io.read(c.node, h.fh!, length, position);
       } catch (err) {
         this.log.warn({ node: c.node.name, path: c.path, code: codeOf(err) }, 'read failed: failing over to the next replica');
+        this.forgetReplicas(h.path);
         const old = h.fh!;
         h.fh = null;
         void this.io.close(c.node, old);
@@ -898,7 +930,7 @@ export class GridFs {
     const out = new Map<string, string>();
     if (r.src !== 'meta' || r.known.type !== 'file' || !this.metaUp) return out;
     try {
-      for (const rep of await replicasOf(this.store, r.known.file.id)) out.set(rep.nodeName, rep.path);
+      for (const rep of await this.replicas(r.known.file)) out.set(rep.nodeName, rep.path);
     } catch (err) {
       if (!isConnectionError(err)) throw err;
       this.enterDegraded(err);
@@ -947,6 +979,7 @@ export class GridFs {
       await this.io.unlink(node, p);
       if (p !== vpath) await this.io.unlink(node, vpath).catch(() => undefined);
     });
+    this.forgetReplicas(vpath);
     this.handles.unlinked(vpath);
     if (!r || r.src === 'meta' || !this.metaUp) await this.mutate({ op: 'unlink', path: vpath, nodes: handled });
     this.cache.invalidate(vpath);
@@ -1030,6 +1063,9 @@ export class GridFs {
     });
     this.forgetNodeDirs(from);
     this.forgetNodeDirs(to);
+    this.forgetReplicas(from);
+    this.forgetReplicas(to);
+    if (srcIsDir) this.replicaCache.clear();
     this.handles.rename(from, to);
     const srcInMeta = src?.src === 'meta';
     if (srcInMeta || !this.metaUp) {
