@@ -19,10 +19,10 @@ const run = promisify(execFile);
 // writer had closed successfully can read back with other content (fsck clean:
 // metadata agrees with the bytes). Marked todo in the short form so that CI
 // stays green while it is fixed; GEOGRIDFS_FAULTS=full reports it as a failure.
-const KNOWN = process.env.GEOGRIDFS_FAULTS === 'full' ? false : 'known: an acknowledged write can read back changed after a mount crash';
+const KNOWN = process.env.GEOGRIDFS_FAULTS === 'full' ? {} : { todo: 'known open failure (issue 7 report)' };
 
 for (const seed of seeds([11], [11, 12, 13, 14, 15])) {
-  t.test(`kill -9 of a mount, a replicator and the backup agent (seed ${seed})`, { todo: KNOWN }, async (t) => {
+  t.test(`kill -9 of a mount, a replicator and the backup agent (seed ${seed})`, async (t) => {
     const r = rng(seed);
     const g = await faultGrid(t, { nodes: 3 });
     const a = await g.mount();
@@ -72,7 +72,7 @@ for (const seed of seeds([11], [11, 12, 13, 14, 15])) {
     let verified = 0;
     for (const m of [a2, b]) {
       const c = await compareTree(m.mountpoint, model);
-      t.ok(treeOk(c), `${m.mountpoint}: every acknowledged file intact; interrupted ones old or new, never partial`, { check: { ...c, verified: undefined } });
+      t.ok(treeOk(c), `${m.mountpoint}: every acknowledged file intact; interrupted ones old or new, never partial`, { check: { ...c, verified: undefined }, ...KNOWN });
       t.same(c.missing, [], 'nothing closed successfully is lost');
       verified += c.verified;
     }
@@ -81,7 +81,7 @@ for (const seed of seeds([11], [11, 12, 13, 14, 15])) {
     const last = await bk.replicate();
     t.equal(last.code, 0, 'the backup agent runs again after its crash', { out: last.stdout + last.stderr });
     const bc = await compareTree(bk.folder, model, { dirs: false });
-    t.ok(treeOk(bc), 'the backup folder equals the tree', { check: { ...bc, verified: undefined } });
+    t.ok(treeOk(bc), 'the backup folder equals the tree', { check: { ...bc, verified: undefined }, ...KNOWN });
     figures(t, `crash seed ${seed}`, { ops: stats.ops, failedOps: stats.errors.length, interrupted, faults, filesVerified: verified + bc.verified, lost: bc.missing.length });
   });
 }

@@ -295,6 +295,14 @@ export class Model {
   uncertain = new Map<string, (Buffer | null)[]>();
   /** folders whose mkdir/rmdir was interrupted: may or may not exist */
   uncertainDirs = new Set<string>();
+  /** what happened to each path (for failure reports) */
+  history = new Map<string, string[]>();
+  note(p: string, what: string): void {
+    const h = this.history.get(p) ?? [];
+    h.push(`${new Date().toISOString().slice(11, 23)} ${what}`);
+    if (h.length > 12) h.shift();
+    this.history.set(p, h);
+  }
 
   childrenOf(dir: string): string[] {
     const pre = dir === '/' ? '/' : dir + '/';
@@ -354,7 +362,7 @@ export async function compareTree(root: string, m: Model, opts: { dirs?: boolean
   for (const [p, b] of m.files) {
     const h = got.files.get(p);
     if (h === undefined) r.missing.push(p);
-    else if (h !== sha256(b)) r.wrong.push(p);
+    else if (h !== sha256(b)) r.wrong.push(`${p}: want ${b.length} bytes sha ${sha256(b).slice(0, 10)}, got sha ${h.slice(0, 10)}; history: ${(m.history.get(p) ?? []).join(' | ')}`);
     else r.verified++;
   }
   for (const [p, states] of m.uncertain) {

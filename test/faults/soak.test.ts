@@ -17,10 +17,10 @@ import { runWriters } from './writers.js';
 // the mount, and a backup run can hit a 500 (GGFS_INTERNAL). Marked todo in the
 // short form so that CI stays green while they are fixed; the full form
 // (GEOGRIDFS_FAULTS=full) reports them as failures.
-const KNOWN = process.env.GEOGRIDFS_FAULTS === 'full' ? false : 'known: leftovers after folder renames racing the replicators; a backup run hit a 500';
+const KNOWN = process.env.GEOGRIDFS_FAULTS === 'full' ? {} : { todo: 'known open failure (issue 7 report)' };
 
 for (const seed of seeds([1], [1, 2, 3])) {
-  t.test(`soak (seed ${seed})`, { todo: KNOWN }, async (t) => {
+  t.test(`soak (seed ${seed})`, async (t) => {
     const started = Date.now();
     const g = await faultGrid(t, { nodes: 3 });
     const a = await g.mount();
@@ -51,29 +51,29 @@ for (const seed of seeds([1], [1, 2, 3])) {
       FULL ? 150_000 : 45_000,
       1000,
     );
-    t.ok(converged, 'the replicators brought the grid to a clean fsck with every file at target', { lastFsck: lastFsck.slice(-3000) });
+    t.ok(converged, 'the replicators brought the grid to a clean fsck with every file at target', { lastFsck: lastFsck.slice(-3000), ...KNOWN });
     for (const w of watchers) t.ok(w.alive(), `${w.name} still running`, { output: w.output().slice(-2000) });
     await Promise.all(watchers.map((w) => w.stop()));
     await cronN3.stop();
-    t.equal(cronN3.stats.failures, 0, `cron-style replicate on n3: ${cronN3.stats.runs} runs, none failed`, { last: cronN3.stats.lastFailure });
-    t.equal(cronN1.stats.failures, 0, `overlapping replicate on n1: ${cronN1.stats.runs} runs, none failed`, { last: cronN1.stats.lastFailure });
+    t.equal(cronN3.stats.failures, 0, `cron-style replicate on n3: ${cronN3.stats.runs} runs, none failed`, { last: cronN3.stats.lastFailure, ...KNOWN });
+    t.equal(cronN1.stats.failures, 0, `overlapping replicate on n1: ${cronN1.stats.runs} runs, none failed`, { last: cronN1.stats.lastFailure, ...KNOWN });
 
     const full = await g.fsck(['--checksums', '--orphans']);
-    t.equal(full.code, 0, 'fsck --checksums --orphans is clean', { out: (full.stdout + full.stderr).slice(-3000) });
-    t.same(await underTarget(g), [], 'every file at its target');
+    t.equal(full.code, 0, 'fsck --checksums --orphans is clean', { out: (full.stdout + full.stderr).slice(-3000), ...KNOWN });
+    t.same(await underTarget(g), [], 'every file at its target', KNOWN);
 
     let verified = 0;
     for (const m of [a, b]) {
       const c = await compareTree(m.mountpoint, model);
-      t.ok(treeOk(c), `the tree through ${m.mountpoint} equals the model`, { check: { ...c, verified: undefined } });
+      t.ok(treeOk(c), `the tree through ${m.mountpoint} equals the model`, { check: { ...c, verified: undefined }, ...KNOWN });
       verified += c.verified;
     }
 
     const last = await bk.replicate();
     t.equal(last.code, 0, 'a last backup run', { out: last.stdout + last.stderr });
     const bc = await compareTree(bk.folder, model, { dirs: false });
-    t.ok(treeOk(bc), 'the backup folder equals the tree', { check: { ...bc, verified: undefined } });
-    t.equal(agent.stats.failures, 0, `backup agent: ${agent.stats.runs} runs during the soak, none failed`, { last: agent.stats.lastFailure });
+    t.ok(treeOk(bc), 'the backup folder equals the tree', { check: { ...bc, verified: undefined }, ...KNOWN });
+    t.equal(agent.stats.failures, 0, `backup agent: ${agent.stats.runs} runs during the soak, none failed`, { last: agent.stats.lastFailure, ...KNOWN });
 
     figures(t, `soak seed ${seed}`, {
       ops: stats.ops,

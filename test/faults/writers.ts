@@ -193,6 +193,8 @@ export async function runWriters(o: WriterOptions): Promise<WriterStats> {
         }
         stats.ops++;
         stats.byKind[kind] = (stats.byKind[kind] ?? 0) + 1;
+        const via = mounts.length > 1 ? `mnt${mounts.indexOf(mnt)}` : 'mnt';
+        for (const x of touched) m.note(x.p, `${kind} via ${via}: ${x.after === null ? 'gone' : `${x.after.length} bytes sha ${sha256(x.after).slice(0, 10)}`}`);
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
         stats.errors.push({ op: kind, path: touched[0]?.p ?? '', code: e.code ?? '', message: e.message });
