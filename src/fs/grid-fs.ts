@@ -990,8 +990,12 @@ export class GridFs {
     if (await this.resolve(vpath)) throw new FsError('EEXIST', vpath);
     const { handled } = await this.onEveryNode(`mkdir ${vpath}`, async (node) => {
       await this.ensureNodeDir(node, parentOf(vpath));
-      await this.io.mkdir(node, vpath).catch((err: unknown) => {
-        if (codeOf(err) !== 'EEXIST') throw err;
+      await this.io.mkdir(node, vpath).catch(async (err: unknown) => {
+        if (codeOf(err) === 'EEXIST') return;
+        if (codeOf(err) !== 'ENOENT') throw err;
+        // the parent went away on this node (another client): make the path again
+        this.forgetNodeDirs(parentOf(vpath));
+        await this.io.mkdirp(node, vpath);
       });
     });
     if (handled.length === 0 && !this.metaUp) throw new FsError('EIO', 'no node and no database reachable');
