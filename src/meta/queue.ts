@@ -98,51 +98,19 @@ export async function enqueue(db: Queryable, fileIds: readonly number[], reason:
   await db.query(
     `INSERT INTO replication_queue (file_id, reason, not_before)
      SELECT id, $2, now() + make_interval(secs => $3) FROM files WHERE id = ANY($1::bigint[]) AND deleted_at IS NULL AND kind = 'file'
-     ON CONFLICT (file_id) DO UPDATE SET not_before = GREATEST(replication_queue.not_before, EXCLUDED.not_before)`,
+     ON CONFLICT (file_id) DO UPDATE SET not_before = GREATEST(replication_queue.not_before, EXCLUDED.not_before), reason = EXCLUDED.reason`,
     [fileIds, reason, delaySec],
   );
 }
 
-export type ClaimResult = 'claimed' | 'busy' | 'enough' | 'gone';
-
 /**
- * Claim the copy of a file to `nodeId` for `holder`, in one transaction that
- * locks the file row (so claims and recorded copies of one file serialise):
- * refused when the file is gone or changed version ('gone'), when another
- * live claim for this node exists ('busy'), or when the current replicas on
- * active/readonly nodes plus other nodes' live claims already reach the
- * target ('enough' — this is what keeps racing nodes from over-replicating).
- */
-export async function claimCopy(store: MetaStore, fileId: number, version: number, nodeId: number, holder: string, ttlSec: number): Promise<ClaimResult> {
-  return store.txn(async (tx) => {
-    const f = await tx.query<{ version: number; target: number }>(
-      `SELECT version, replica_target AS target FROM files WHERE id = $1 AND deleted_at IS NULL AND kind = 'file' FOR UPDATE`,
-      [fileId],
-    );
-    const file = f[0];
-    if (!file || file.version !== version) return 'gone';
-    const counts = await tx.query<{ kept: number; claims: number; mine: number }>(
-      `SELECT (SELECT count(*) FROM replicas r JOIN nodes n ON n.id = r.node_id
-                WHERE r.file_id = $1 AND r.version = $2 AND n.state IN ('active', 'readonly') AND r.node_id <> $3)::int AS kept,
-              (SELECT count(*) FROM copy_claims c WHERE c.file_id = $1 AND c.node_id <> $3 AND c.expires_at > now())::int AS claims,
-              (SELECT count(*) FROM copy_claims c WHERE c.file_id = $1 AND c.node_id = $3 AND c.expires_at > now() AND c.holder <> $4)::int AS mine`,
-      [fileId, version, nodeId, holder],
-    );
-    const c = counts[0]!;
-    if (c.mine > 0) return 'busy';
-    if (c.kept + c.claims >= file.target) return 'enough';
-    await tx.query(
-      `INSERT INTO copy_claims (file_id, node_id, holder, expires_at) VALUES ($1, $2, $3, now() + make_interval(secs => $4))
-       ON CONFLICT (file_id, node_id) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at`,
-      [fileId, nodeId, holder, ttlSec],
-    );
-    return 'claimed';
-  });
-}
-
-/**
- * claimCopy for a batch of files in one transaction (row locks taken in id
- * order, so concurrent batches cannot deadlock). Returns the ids claimed.
+ * Claim the copies of a batch of files to `nodeId` for `holder`, in one
+ * transaction that locks the files' rows (in id order, so concurrent batches
+ * cannot deadlock): claims and recorded copies of a file serialise. A file is
+ * not claimed when it is gone or changed version, when another live claim for
+ * this node exists, or when its current replicas on active/readonly nodes
+ * plus other nodes' live claims already reach the target — this is what keeps
+ * racing nodes from over-replicating. Returns the ids claimed.
  */
 export async function claimCopies(store: MetaStore, files: readonly { fileId: number; version: number }[], nodeId: number, holder: string, ttlSec: number): Promise<Set<number>> {
   if (!files.length) return new Set();
@@ -185,7 +153,12 @@ export async function releaseClaims(db: Queryable, fileIds: readonly number[], n
   if (fileIds.length) await db.query('DELETE FROM copy_claims WHERE file_id = ANY($1::bigint[]) AND node_id = $2 AND holder = $3', [fileIds, nodeId, holder]);
 }
 
-/** recordCopy for a batch, in one transaction (rows locked in id order). */
+/**
+ * Record finished, verified, renamed copies and drop their claims, in one
+ * transaction (rows locked in id order). A replica keeps the copied version
+ * (stale if the file changed meanwhile: it will be refreshed); a deleted or
+ * renamed file gets a node_work entry from the trigger and is cleaned up.
+ */
 export async function recordCopies(store: MetaStore, nodeId: number, holder: string, copies: readonly { fileId: number; version: number; nodePath: string }[]): Promise<void> {
   if (!copies.length) return;
   const sorted = [...copies].sort((a, b) => a.fileId - b.fileId);
@@ -198,33 +171,6 @@ export async function recordCopies(store: MetaStore, nodeId: number, holder: str
       [nodeId, sorted.map((c) => c.fileId), sorted.map((c) => c.version), sorted.map((c) => c.nodePath)],
     );
     await tx.query('DELETE FROM copy_claims WHERE file_id = ANY($1::bigint[]) AND node_id = $2 AND holder = $3', [sorted.map((c) => c.fileId), nodeId, holder]);
-  });
-}
-
-/** Extend a live claim (long copies). */
-export async function renewClaim(db: Queryable, fileId: number, nodeId: number, holder: string, ttlSec: number): Promise<void> {
-  await db.query(`UPDATE copy_claims SET expires_at = now() + make_interval(secs => $4) WHERE file_id = $1 AND node_id = $2 AND holder = $3`, [fileId, nodeId, holder, ttlSec]);
-}
-
-export async function releaseClaim(db: Queryable, fileId: number, nodeId: number, holder: string): Promise<void> {
-  await db.query('DELETE FROM copy_claims WHERE file_id = $1 AND node_id = $2 AND holder = $3', [fileId, nodeId, holder]);
-}
-
-/**
- * Record a finished, verified, renamed copy of `version` at `nodePath` and
- * drop the claim, in one transaction. The replica keeps the copied version
- * (stale if the file changed meanwhile: it will be refreshed); a deleted or
- * renamed file gets a node_work entry from the trigger and is cleaned up.
- */
-export async function recordCopy(store: MetaStore, fileId: number, nodeId: number, version: number, nodePath: string, holder: string): Promise<void> {
-  await store.txn(async (tx) => {
-    await tx.query('SELECT 1 FROM files WHERE id = $1 FOR UPDATE', [fileId]);
-    await tx.query(
-      `INSERT INTO replicas (file_id, node_id, version, path, verified_at) VALUES ($1, $2, $3, $4, now())
-       ON CONFLICT (file_id, node_id) DO UPDATE SET version = EXCLUDED.version, path = EXCLUDED.path, verified_at = now()`,
-      [fileId, nodeId, version, nodePath],
-    );
-    await tx.query('DELETE FROM copy_claims WHERE file_id = $1 AND node_id = $2 AND holder = $3', [fileId, nodeId, holder]);
   });
 }
 
@@ -295,9 +241,4 @@ export async function clearOverReplicated(db: Queryable, fileIds: readonly numbe
 export async function overReplicated(db: Queryable, afterFileId: number, limit: number): Promise<number[]> {
   const rows = await db.query<{ id: number }>('SELECT file_id AS id FROM over_replicated WHERE file_id > $1 ORDER BY file_id LIMIT $2', [afterFileId, limit]);
   return rows.map((r) => r.id);
-}
-
-export async function countOverReplicated(db: Queryable): Promise<number> {
-  const rows = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM over_replicated');
-  return rows[0]?.n ?? 0;
 }

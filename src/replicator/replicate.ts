@@ -36,6 +36,9 @@ const RECENT_WRITE_MS = 60_000;
 /** A file no node can take for this long is re-examined only once a minute. */
 const STUCK_AFTER_SEC = 300;
 
+/** Queue reason of a file whose copy failed with ENOENT once (retried shortly before it counts as a failure). */
+const VANISHED = 'vanished';
+
 export interface ReplicateOptions {
   /** remove surplus copies of over-replicated files (only when asked) */
   trim?: boolean;
@@ -217,6 +220,7 @@ async function processQueue(ctx: ReplicatorContext, stats: ReplicateStats, opts:
     const last = entries[entries.length - 1]!;
     cursor = { notBefore: last.notBefore, fileId: last.fileId };
     const files = new Map((await workFiles(store, entries.map((e) => e.fileId))).map((f) => [f.id, f]));
+    const reasons = new Map(entries.map((e) => [e.fileId, e.reason]));
     const finished: QueueEntry[] = [];
     const stuck: QueueEntry[] = [];
     const over: number[] = [];
@@ -271,7 +275,7 @@ async function processQueue(ctx: ReplicatorContext, stats: ReplicateStats, opts:
         }
         while (running.size >= config.replicator.concurrency) await Promise.race(running);
         reserved += f.size;
-        const job = copyHere(ctx, f, names, stats, recorder)
+        const job = copyHere(ctx, f, names, stats, recorder, reasons.get(f.id) ?? '')
           .catch((err: Error) => {
             stats.failed++;
             log.error({ path: f.path, err: err.message }, 'replicate: copy failed');
@@ -336,7 +340,7 @@ class CopyRecorder {
 }
 
 /** Copy one claimed file to this node: pick sources, verified atomic copy, hand it to the recorder. */
-async function copyHere(ctx: ReplicatorContext, f: WorkFile, nodes: Map<number, PlacementNode>, stats: ReplicateStats, recorder: CopyRecorder): Promise<void> {
+async function copyHere(ctx: ReplicatorContext, f: WorkFile, nodes: Map<number, PlacementNode>, stats: ReplicateStats, recorder: CopyRecorder, previousReason: string): Promise<void> {
   const { store, config, node, root, log } = ctx;
   const dest = onNode(root, f.path);
   const mine = f.replicas.find((r) => r.nodeId === node.id);
@@ -371,6 +375,7 @@ async function copyHere(ctx: ReplicatorContext, f: WorkFile, nodes: Map<number, 
   }
   const errors: string[] = [];
   let beingWritten = false;
+  let vanished = false;
   for (const src of sources) {
     const sourcePath = onNode(config.nodes[src.name]!, src.path);
     try {
@@ -407,6 +412,12 @@ async function copyHere(ctx: ReplicatorContext, f: WorkFile, nodes: Map<number, 
           await enqueue(store, [f.id], 'changed', 0);
           return;
         }
+        // a path that vanished while metadata still shows it: the mount may be between moving the bytes and
+        // committing the rename. Look again shortly; only a second time in a row is it a failure.
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && previousReason !== VANISHED) {
+          vanished = true;
+          continue;
+        }
       }
       if (err instanceof SourceMismatchError) {
         const current = await getFileById(store, f.id);
@@ -425,6 +436,10 @@ async function copyHere(ctx: ReplicatorContext, f: WorkFile, nodes: Map<number, 
       }
       log.warn({ path: f.path, source: src.name, err: (err as Error).message }, 'replicate: source failed, trying the next');
     }
+  }
+  if (vanished && errors.length === sources.length) {
+    await enqueue(store, [f.id], VANISHED, 5);
+    return;
   }
   if (beingWritten && errors.length === sources.length) {
     log.debug({ path: f.path }, 'replicate: the file is being written; trying again shortly');
