@@ -22,7 +22,7 @@ import type { Config } from '../config/schema.js';
 import type { MetaStore, Queryable } from '../meta/store.js';
 import { isConnectionError } from '../meta/store.js';
 import { commitFileVersion, listFolder, lookup, replicasOf, META_CHANNEL, type ReplicaRow, type FileRow, type FolderRow, type MetaChange, nowUs, announce } from '../meta/files.js';
-import { folderHasChildren, knownReplicaPaths, makeFolder, makeSymlink, removeFolder, renamePath, setAttributes, unlinkFile } from '../meta/fs-ops.js';
+import { commitVersionFast, folderHasChildren, knownReplicaPaths, makeFolder, makeSymlink, removeFolder, renamePath, setAttributes, unlinkFile } from '../meta/fs-ops.js';
 import { listNodes } from '../meta/nodes.js';
 import { recordProblem } from '../meta/problems.js';
 import { NodeIo, OPEN, type StorageNode } from '../storage/node-io.js';
@@ -188,12 +188,12 @@ export class GridFs {
       const h = await this.store.listen(META_CHANNEL, (payload) => this.onNotify(payload), {
         onReconnect: () => {
           this.cache.clear();
-          this.replicaCache.clear();
+          this.clearReplicas();
           void this.tryRecover();
         },
         onDisconnect: () => {
           this.cache.clear();
-          this.replicaCache.clear();
+          this.clearReplicas();
         },
       });
       this.listenClose = () => h.close();
@@ -254,7 +254,7 @@ export class GridFs {
       change = JSON.parse(payload) as MetaChange;
     } catch {
       this.cache.clear();
-      this.replicaCache.clear();
+      this.clearReplicas();
       return;
     }
     for (const p of change.paths ?? []) {
@@ -262,7 +262,7 @@ export class GridFs {
       this.cache.invalidate(p);
     }
     for (const s of change.subtrees ?? []) {
-      this.replicaCache.clear();
+      this.clearReplicas();
       this.cache.invalidateSubtree(s);
     }
   }
@@ -270,18 +270,35 @@ export class GridFs {
   /** Replica lists by file id, checked against the file's version; dropped on NOTIFY of the path and on our own changes. */
   private readonly replicaCache = new Map<number, { version: number; at: number; rows: ReplicaRow[] }>();
 
+  private clearReplicas(): void {
+    this.replicaGen++;
+    this.replicaCache.clear();
+  }
+
+  /** bumped by every invalidation: a lookup that raced with one is not cached */
+  private replicaGen = 0;
+
   private forgetReplicas(vpath: string): void {
+    this.replicaGen++;
     const k = this.cache.peek(vpath);
     if (k && k.type === 'file') this.replicaCache.delete(k.file.id);
+  }
+
+  private forgetReplicasOf(r: Resolved | null): void {
+    this.replicaGen++;
+    if (r?.src === 'meta' && r.known.type === 'file') this.replicaCache.delete(r.known.file.id);
   }
 
   /** Replicas of a file (cached 30 s for its current version). */
   private async replicas(file: FileRow): Promise<ReplicaRow[]> {
     const hit = this.replicaCache.get(file.id);
     if (hit && hit.version === file.version && Date.now() - hit.at < 30_000) return hit.rows;
+    const gen = this.replicaGen;
     const rows = await replicasOf(this.store, file.id);
-    if (this.replicaCache.size > 50_000) this.replicaCache.clear();
-    this.replicaCache.set(file.id, { version: file.version, at: Date.now(), rows });
+    if (gen === this.replicaGen) {
+      if (this.replicaCache.size > 50_000) this.clearReplicas();
+      this.replicaCache.set(file.id, { version: file.version, at: Date.now(), rows });
+    }
     return rows;
   }
 
@@ -296,7 +313,7 @@ export class GridFs {
     if (!this.degraded) this.log.warn({ err: (err as Error).message }, 'PostgreSQL unreachable: serving from the nodes, journaling metadata changes');
     this.degraded = true;
     this.cache.clear();
-    this.replicaCache.clear();
+    this.clearReplicas();
   }
 
   /** Probe the database; when it answers, replay the journal and leave degraded mode. */
@@ -381,6 +398,19 @@ export class GridFs {
   private async mutate(rec: JournalRecord): Promise<FileRow | FolderRow | null | undefined> {
     if (!this.degraded) {
       try {
+        if (rec.op === 'commit') {
+          const node = this.nodes.find((n) => n.name === rec.node);
+          if (node && node.id > 0) {
+            const payload = JSON.stringify({ origin: this.origin, paths: [rec.path] } satisfies MetaChange);
+            const row = await commitVersionFast(
+              this.store,
+              { path: rec.path, size: rec.size, checksum: rec.checksum, mode: rec.mode, uid: rec.uid, gid: rec.gid, mtimeUs: rec.mtimeUs, atimeUs: rec.atimeUs, classification: this.classify(rec.path), nodeId: node.id },
+              META_CHANNEL,
+              payload,
+            );
+            if (row) return row;
+          }
+        }
         return await this.store.txn((tx) => this.applyRecord(tx, rec));
       } catch (err) {
         if (!isConnectionError(err)) throw err;
@@ -677,8 +707,19 @@ export class GridFs {
     }
     if (candidates.length === 0) throw new FsError('EIO', `no reachable replica of ${vpath}`);
     if (accmode === OPEN.RDONLY) {
-      const h: ReadHandle = { kind: 'read', path: vpath, candidates, index: 0, fh: null };
-      await this.openReplica(h);
+      let h: ReadHandle = { kind: 'read', path: vpath, candidates, index: 0, fh: null };
+      try {
+        await this.openReplica(h);
+      } catch (err) {
+        if (r.src !== 'meta') throw err;
+        // the replica list may have been cached just before a rename: ask again once
+        this.forgetReplicasOf(r);
+        this.cache.invalidate(vpath);
+        const again = await this.resolve(vpath);
+        if (!again) throw new FsError('ENOENT', vpath);
+        h = { kind: 'read', path: vpath, candidates: await this.readCandidates(vpath, again), index: 0, fh: null };
+        await this.openReplica(h);
+      }
       return this.handles.add(h);
     }
     // a writer: one node's bytes become the new version (prefer active nodes)
@@ -982,6 +1023,7 @@ export class GridFs {
     this.forgetReplicas(vpath);
     this.handles.unlinked(vpath);
     if (!r || r.src === 'meta' || !this.metaUp) await this.mutate({ op: 'unlink', path: vpath, nodes: handled });
+    this.forgetReplicasOf(r);
     this.cache.invalidate(vpath);
   }
 
@@ -1069,7 +1111,7 @@ export class GridFs {
     this.forgetNodeDirs(to);
     this.forgetReplicas(from);
     this.forgetReplicas(to);
-    if (srcIsDir) this.replicaCache.clear();
+    if (srcIsDir) this.clearReplicas();
     this.handles.rename(from, to);
     const srcInMeta = src?.src === 'meta';
     if (srcInMeta || !this.metaUp) {
@@ -1080,6 +1122,10 @@ export class GridFs {
     } else if (dst?.src === 'meta') {
       await this.mutate({ op: 'unlink', path: to, nodes: handled });
     }
+    // again after the metadata changed: a lookup running meanwhile may have cached the old replica paths
+    this.forgetReplicasOf(src);
+    this.forgetReplicasOf(dst);
+    if (srcIsDir) this.clearReplicas();
     this.cache.invalidateSubtree(from);
     this.cache.invalidateSubtree(to);
   }

@@ -14,7 +14,7 @@
  * EISDIR, EINVAL), like Node's own fs errors.
  */
 import type { Queryable } from './store.js';
-import { announce, ensureFolder, getFolder, getFile, nowUs, FILE_COLUMNS, FOLDER_COLUMNS, type FileRow, type FolderRow } from './files.js';
+import { announce, ensureFolder, getFolder, getFile, nowUs, FILE_COLUMNS, FOLDER_COLUMNS, type FileRow, type FileVersion, type FolderRow } from './files.js';
 import type { Classification } from '../util/classify.js';
 import { parentOf, subtreeRange } from '../util/vpath.js';
 
@@ -215,4 +215,45 @@ export async function knownReplicaPaths(db: Queryable, nodeIds: readonly number[
   if (paths.length === 0 || nodeIds.length === 0) return new Set();
   const rows = await db.query<{ path: string }>('SELECT DISTINCT path FROM replicas WHERE node_id = ANY($1::int[]) AND path = ANY($2::text[])', [nodeIds, paths]);
   return new Set(rows.map((r) => r.path));
+}
+
+/**
+ * The mount's hot path: register a file version in ONE statement (one round
+ * trip, its own transaction) with the same effect as commitFileVersion
+ * followed by announce: insert or bump the live row, this node's replica
+ * current, other replicas left stale, NOTIFY at commit. Returns null when
+ * the slow path must decide (parent folder unknown to metadata, a folder at
+ * the path, or a concurrent insert of the same path).
+ */
+export async function commitVersionFast(db: Queryable, v: FileVersion, channel: string, payload: string): Promise<FileRow | null> {
+  const now = nowUs();
+  let rows: (FileRow & Record<string, unknown>)[];
+  try {
+    rows = await db.query<FileRow & Record<string, unknown>>(
+      `WITH parent AS (SELECT id FROM folders WHERE path = $2),
+       cur AS (SELECT id FROM files WHERE path = $1 AND deleted_at IS NULL FOR UPDATE),
+       upd AS (
+         UPDATE files SET kind = 'file', symlink_target = NULL, size = $3, checksum = $4, mode = $5, uid = $6, gid = $7,
+                mtime_us = $8, ctime_us = $9, atime_us = $10, version = version + 1, class = $11, replica_target = $12, backup_target = $13
+          WHERE id = (SELECT id FROM cur) RETURNING ${FILE_COLUMNS}),
+       ins AS (
+         INSERT INTO files (path, folder_id, kind, size, checksum, mode, uid, gid, atime_us, mtime_us, ctime_us, class, replica_target, backup_target)
+         SELECT $1, parent.id, 'file', $3, $4, $5, $6, $7, $10, $8, $9, $11, $12, $13 FROM parent
+          WHERE NOT EXISTS (SELECT 1 FROM cur) AND NOT EXISTS (SELECT 1 FROM folders WHERE path = $1)
+         RETURNING ${FILE_COLUMNS}),
+       f AS (SELECT * FROM upd UNION ALL SELECT * FROM ins),
+       rep AS (
+         INSERT INTO replicas (file_id, node_id, version, path, verified_at) SELECT f.id, $14, f.version, $15, now() FROM f
+         ON CONFLICT (file_id, node_id) DO UPDATE SET version = EXCLUDED.version, path = EXCLUDED.path, verified_at = now())
+       SELECT f.*, pg_notify($16, $17) AS notified FROM f`,
+      [v.path, parentOf(v.path), v.size, v.checksum, v.mode, v.uid, v.gid, v.mtimeUs, now, v.atimeUs ?? now, v.classification.class, v.classification.replicaTarget, v.classification.backupTarget, v.nodeId, v.nodePath ?? v.path, channel, payload],
+    );
+  } catch (err) {
+    if ((err as { code?: string }).code === '23505') return null; // created meanwhile by someone else: the slow path updates it
+    throw err;
+  }
+  const row = rows[0];
+  if (!row) return null;
+  delete (row as Record<string, unknown>).notified;
+  return row;
 }
