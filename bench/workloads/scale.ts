@@ -23,7 +23,7 @@ function folderName(i: number): string {
 }
 
 /** Generate folders [from, to) of PER_FOLDER files each, in chunks of one transaction. */
-async function load(ctx: BenchContext, from: number, to: number): Promise<void> {
+export async function load(ctx: BenchContext, from: number, to: number): Promise<void> {
   const store = await ctx.ggfs.store();
   const nowUs = Date.now() * 1000;
   const n1 = Number((await store.query<{ id: number }>(`SELECT id FROM nodes WHERE name = 'n1'`))[0]!.id);
