@@ -9,6 +9,7 @@ import type { Config } from '../config/schema.js';
 import { MetaStore } from '../meta/store.js';
 import { assertSchemaCurrent } from '../meta/migrate.js';
 import { createLogger, type Logger } from '../util/log.js';
+import { isGeoError } from '../util/errors.js';
 
 export interface CliIo {
   stdout: Writable & { isTTY?: boolean };
@@ -52,11 +53,23 @@ export async function withStore<T>(
   args: GlobalArgs,
   io: CliIo,
   fn: (store: MetaStore, config: Config, log: Logger) => Promise<T>,
-  opts: { checkSchema?: boolean; name?: string; poolSize?: number } = {},
+  opts: { checkSchema?: boolean; name?: string; poolSize?: number; waitForDatabase?: boolean } = {},
 ): Promise<T> {
   const config = await configFor(args, io);
   const log = loggerFor(config, args, io, opts.name ?? 'geogridfs');
-  const store = await MetaStore.open(config, { log, applicationName: `geogridfs-${opts.name ?? 'cli'}`, ...(opts.poolSize ? { poolSize: opts.poolSize } : {}) });
+  const open = () => MetaStore.open(config, { log, applicationName: `geogridfs-${opts.name ?? 'cli'}`, ...(opts.poolSize ? { poolSize: opts.poolSize } : {}) });
+  let store: MetaStore;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      store = await open();
+      break;
+    } catch (err) {
+      // a daemon started before its database (boot order, a restart) waits for it instead of exiting
+      if (!opts.waitForDatabase || !isGeoError(err) || err.code !== 'DB_UNREACHABLE' || io.signal?.aborted) throw err;
+      log.warn({ err: err.message }, 'database not reachable yet; retrying');
+      await new Promise((r) => setTimeout(r, Math.min(10_000, 500 * 2 ** attempt)));
+    }
+  }
   try {
     if (opts.checkSchema !== false) await assertSchemaCurrent(store);
     return await fn(store, config, log);

@@ -14,7 +14,7 @@ import type { MetaStore } from '../meta/store.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../util/log.js';
 
-async function withReplicator(args: GlobalArgs, io: CliIo, fn: (ctx: ReplicatorContext) => Promise<number>): Promise<number> {
+async function withReplicator(args: GlobalArgs, io: CliIo, fn: (ctx: ReplicatorContext) => Promise<number>, opts: { waitForDatabase?: boolean } = {}): Promise<number> {
   return withStore(
     args,
     io,
@@ -26,7 +26,7 @@ async function withReplicator(args: GlobalArgs, io: CliIo, fn: (ctx: ReplicatorC
         await ctx.pool.close();
       }
     },
-    { name: 'replicator', poolSize: 4 },
+    { name: 'replicator', poolSize: 4, ...opts },
   );
 }
 
@@ -83,7 +83,7 @@ const watchCmd = defineCommand<GlobalArgs & { interval?: number; files?: boolean
       ctx.log.info({ node: ctx.node.name, root: ctx.root }, 'replicator watching');
       await watch(ctx, { intervalSec: args.interval ?? 60, watchFiles: args.files !== false });
       return 0;
-    }),
+    }, { waitForDatabase: true }),
 });
 
 const scrubCmd = defineCommand<GlobalArgs & { 'older-than'?: number; 'budget-sec'?: number; rate?: number }>({

@@ -187,6 +187,8 @@ export interface FaultGridOptions {
   /** a node's folder as the mount sees it (e.g. a hangfs mount in front of it) */
   seenAs?: Record<string, string>;
   replicator?: Record<string, unknown>;
+  /** a database URL of the test's own (default: a fresh database on the shared test server) */
+  url?: string;
 }
 
 export interface FaultGrid extends Grid {
@@ -203,6 +205,7 @@ export async function faultGrid(t: Tap, opts: FaultGridOptions = {}): Promise<Fa
   const replicator = { minFreeBytes: 0, concurrency: 3, budgetSec: 20, claimTtlSec: 10, ...(opts.replicator ?? {}) };
   const g = await makeGrid(t, {
     nodes: opts.nodes ?? 3,
+    ...(opts.url ? { url: opts.url } : {}),
     config: { classes, replicator, mount: { ...(opts.mount ?? {}) }, storage: { ...(opts.storage ?? {}) } },
   });
   if (opts.seenAs) {
