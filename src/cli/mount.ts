@@ -26,7 +26,8 @@ import { assertSchemaCurrent } from '../meta/migrate.js';
 import { GridFs } from '../fs/grid-fs.js';
 import { journalFile } from '../fs/journal.js';
 import { mountFuse, type Mounted } from '../fs/fuse-adapter.js';
-import { GeoError } from '../util/errors.js';
+import { GeoError, isGeoError } from '../util/errors.js';
+import { LazyStore, type MetaAccess } from '../fs/meta-access.js';
 import type { Logger } from '../util/log.js';
 import { defineCommand } from './command.js';
 import { configFor, loggerFor, print, printErr, type CliIo, type GlobalArgs } from './context.js';
@@ -74,7 +75,7 @@ export function applyMountOptions(config: Config, o: ParsedOptions): Config {
 export interface RunningMount {
   fs: GridFs;
   mounted: Mounted;
-  store: MetaStore;
+  store: MetaAccess;
   stop(): Promise<void>;
 }
 
@@ -84,9 +85,30 @@ export interface RunningMount {
  */
 export async function startMount(config: Config, mountpoint: string, log: Logger, extra: string[] = [], store?: MetaStore): Promise<RunningMount> {
   const ownStore = !store;
-  const s = store ?? (await MetaStore.open(config, { log, applicationName: 'geogridfs-mount', poolSize: Math.max(config.database.poolSize, 4) }));
+  const open = () => MetaStore.open(config, { log, applicationName: 'geogridfs-mount', poolSize: Math.max(config.database.poolSize, 4) });
+  let s: MetaAccess;
+  if (store) s = store;
+  else {
+    try {
+      s = await open();
+    } catch (err) {
+      if (!isGeoError(err, 'DB_UNREACHABLE')) throw err;
+      // come up anyway: serve from the nodes, journal, connect when the database answers
+      log.warn({ err: (err as Error).message }, 'PostgreSQL unreachable at mount time: mounting from the nodes; metadata changes are journaled');
+      s = new LazyStore(async () => {
+        const st = await open();
+        try {
+          await assertSchemaCurrent(st);
+        } catch (e) {
+          await st.close();
+          throw e;
+        }
+        return st;
+      });
+    }
+  }
   try {
-    await assertSchemaCurrent(s);
+    if (s instanceof MetaStore) await assertSchemaCurrent(s);
     const mnt = path.resolve(mountpoint);
     const origin = `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
     const gridFs = new GridFs({ config, store: s, log, journalFile: journalFile(config.dataDir, mnt), origin });

@@ -19,7 +19,8 @@
 import { createHash } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import type { Config } from '../config/schema.js';
-import type { MetaStore, Queryable } from '../meta/store.js';
+import type { Queryable } from '../meta/store.js';
+import type { MetaAccess } from './meta-access.js';
 import { isConnectionError } from '../meta/store.js';
 import { commitFileVersion, listFolder, lookup, replicasOf, META_CHANNEL, type ReplicaRow, type FileRow, type FolderRow, type MetaChange, nowUs, announce } from '../meta/files.js';
 import { commitVersionFast, folderHasChildren, knownReplicaPaths, makeFolder, makeSymlink, removeFolder, renamePath, setAttributes, unlinkFile } from '../meta/fs-ops.js';
@@ -133,7 +134,7 @@ function isDir(r: Resolved): boolean {
 
 export interface GridFsOptions {
   config: Config;
-  store: MetaStore;
+  store: MetaAccess;
   log: Logger;
   journalFile: string;
   /** identity of this mount in NOTIFY payloads */
@@ -148,7 +149,7 @@ export class GridFs {
   /** configured nodes, refreshed from the nodes table */
   nodes: StorageNode[] = [];
   private readonly config: Config;
-  private readonly store: MetaStore;
+  private readonly store: MetaAccess;
   private readonly log: Logger;
   private readonly classify: Classifier;
   private readonly origin: string;
@@ -184,6 +185,21 @@ export class GridFs {
       this.degraded = true;
       await this.tryRecover();
     }
+    await this.startListening();
+    const every = (ms: number, fn: () => Promise<void>) => {
+      const t = setInterval(() => void fn().catch((err: unknown) => this.log.debug({ err }, 'background task failed')), ms);
+      t.unref();
+      this.timers.push(t);
+    };
+    every(10_000, () => this.refreshNodes());
+    every(1_000, async () => {
+      if (this.degraded) await this.tryRecover();
+    });
+  }
+
+  /** LISTEN for other mounts' changes; retried by tryRecover when the database was not there. */
+  private async startListening(): Promise<void> {
+    if (this.listenClose) return;
     try {
       const h = await this.store.listen(META_CHANNEL, (payload) => this.onNotify(payload), {
         onReconnect: () => {
@@ -198,17 +214,8 @@ export class GridFs {
       });
       this.listenClose = () => h.close();
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'LISTEN failed; caches rely on their time-outs until the database is back');
+      this.log.warn({ err: (err as Error).message }, 'LISTEN failed; retried when the database is back');
     }
-    const every = (ms: number, fn: () => Promise<void>) => {
-      const t = setInterval(() => void fn().catch((err: unknown) => this.log.debug({ err }, 'background task failed')), ms);
-      t.unref();
-      this.timers.push(t);
-    };
-    every(10_000, () => this.refreshNodes());
-    every(1_000, async () => {
-      if (this.degraded) await this.tryRecover();
-    });
   }
 
   async stop(): Promise<void> {
@@ -323,6 +330,7 @@ export class GridFs {
     try {
       await this.store.query('SELECT 1');
       if (this.nodes.some((n) => n.id === 0)) await this.refreshNodes();
+      await this.startListening();
       const empty = await this.journal.replay((rec) => this.replayOne(rec));
       if (empty) {
         if (this.degraded) this.log.info('PostgreSQL is back: journal replayed');

@@ -62,3 +62,26 @@ t.test('database down: the mount serves, journals, and replays', async (t) => {
   const after = await grid.store.query(`SELECT 1 FROM files WHERE path = '/after.txt' AND deleted_at IS NULL`);
   t.equal(after.length, 1, 'writes go straight to the database again');
 });
+
+t.test('database down when the mount starts: it comes up from the nodes and catches up later', async (t) => {
+  const pgDir = await scratchDir('pgdown-start-');
+  const { url } = await ensureEmbedded(pgDir);
+  const grid = await makeGrid(t, { url });
+  t.teardown(() => stopEmbedded(pgDir).catch(() => undefined));
+  t.ok(await stopEmbedded(pgDir), 'PostgreSQL stopped before mounting');
+  const m = await grid.mount();
+  t.match(m.output(), /unreachable at mount time/, 'the mount says so');
+  await fs.mkdir(path.join(m.mountpoint, 'early'));
+  await fs.writeFile(path.join(m.mountpoint, 'early', 'f.txt'), 'before the database');
+  t.equal(await fs.readFile(path.join(m.mountpoint, 'early', 'f.txt'), 'utf8'), 'before the database', 'served from the nodes');
+  await ensureEmbedded(pgDir);
+  let ok = false;
+  for (let i = 0; i < 150 && !ok; i++) {
+    const r = await grid.store.query<{ size: number }>(`SELECT size FROM files WHERE path = '/early/f.txt' AND deleted_at IS NULL`).catch(() => []);
+    ok = r.length === 1 && r[0]!.size === 19;
+    if (!ok) await sleep(100);
+  }
+  t.ok(ok, 'registered once the database answered');
+  await fs.writeFile(path.join(m.mountpoint, 'later.txt'), 'x');
+  t.equal((await grid.store.query(`SELECT 1 FROM files WHERE path = '/later.txt'`)).length, 1, 'writes go straight to the database');
+});
