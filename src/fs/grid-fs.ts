@@ -9,8 +9,10 @@
  *   placed by hand), so nothing on a node is invisible.
  * - Writes: a new file goes to the first node of the placement policy that
  *   accepts it; its sha256 is computed as data streams through (recomputed
- *   from the node when writes were not sequential); on flush/release the
- *   version is registered in one transaction (commitFileVersion).
+ *   from the node when writes were not sequential); when the written file is
+ *   closed (flush) the version is registered in one statement
+ *   (commitVersionFast; commitFileVersion in a transaction when new folders
+ *   are needed).
  * - Namespace changes are applied to every reachable node, then to metadata
  *   in one transaction naming the nodes handled; the others get pending work.
  * - When PostgreSQL is unreachable, lookups use the nodes only and metadata
@@ -692,7 +694,9 @@ export class GridFs {
         if (node) all.push({ node, path: rep.path });
       }
     } else if (r.src === 'node') {
-      all = r.nodes.map((node) => ({ node, path: vpath }));
+      // not in metadata: copies of this name on several nodes may differ. Serve the one whose attributes
+      // the kernel got (the first node in config order), never size from one node and bytes from another.
+      return r.nodes.map((node) => ({ node, path: vpath }));
     } else {
       return [];
     }

@@ -109,7 +109,16 @@ export class Journal {
   private dropFirst(n: number): Promise<void> {
     const next = this.chain.then(async () => {
       const text = await fs.readFile(this.file, 'utf8').catch(() => '');
-      const lines = text.split('\n').filter((l) => l.trim());
+      // the same lines readAll() counted (a torn line from a crash is dropped with them)
+      const lines = text.split('\n').filter((l) => {
+        if (!l.trim()) return false;
+        try {
+          JSON.parse(l);
+          return true;
+        } catch {
+          return false;
+        }
+      });
       const rest = lines.slice(n);
       const tmp = this.file + '.tmp';
       await fs.writeFile(tmp, rest.length ? rest.join('\n') + '\n' : '', { mode: 0o600 });
