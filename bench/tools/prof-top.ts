@@ -22,6 +22,7 @@ interface Profile {
   timeDeltas: number[];
 }
 
+process.stdout.on('error', () => process.exit(0)); // piped into head
 const args = process.argv.slice(2);
 const topIdx = args.indexOf('--top');
 const top = topIdx >= 0 ? Number(args[topIdx + 1]) : 25;
