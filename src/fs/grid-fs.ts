@@ -346,7 +346,52 @@ export class GridFs {
     }
   }
 
+  /**
+   * Does a journaled change still describe the node folders? Every record
+   * was applied to the nodes when it was made; another mount (with its own
+   * journal) may have changed the same paths since. A record the nodes
+   * contradict is skipped, so replaying journals in any order cannot
+   * register bytes that are not there or undo a later change.
+   */
+  private async stillTrue(rec: JournalRecord): Promise<boolean> {
+    const exists = async (vpath: string): Promise<boolean> => (await this.nodeLookup(vpath)) !== null;
+    switch (rec.op) {
+      case 'commit': {
+        const node = this.nodes.find((n) => n.name === rec.node);
+        if (!node) return false;
+        const st = await this.io.lstatOrNull(node, rec.path).catch(() => null);
+        if (!st || !st.isFile() || st.size !== rec.size) return false;
+        const fh = await this.io.open(node, rec.path, OPEN.RDONLY);
+        try {
+          const hash = createHash('sha256');
+          for (let pos = 0; ; ) {
+            const buf = await this.io.read(node, fh, HASH_CHUNK, pos);
+            if (buf.length === 0) break;
+            hash.update(buf);
+            pos += buf.length;
+          }
+          return hash.digest('hex') === rec.checksum;
+        } finally {
+          await this.io.close(node, fh);
+        }
+      }
+      case 'unlink':
+      case 'rmdir':
+        return !(await exists(rec.path));
+      case 'rename':
+        return exists(rec.to);
+      case 'mkdir':
+      case 'setattr':
+      case 'symlink':
+        return exists(rec.path);
+    }
+  }
+
   private async replayOne(rec: Stamped): Promise<void> {
+    if (!(await this.stillTrue(rec).catch(() => true))) {
+      this.log.info({ op: rec.op, path: 'path' in rec ? rec.path : rec.from }, 'journal record superseded by a later change on the nodes: skipped');
+      return;
+    }
     try {
       await this.store.txn((tx) => this.applyRecord(tx, rec));
     } catch (err) {
