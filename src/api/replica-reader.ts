@@ -48,11 +48,26 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   ]).finally(() => clearTimeout(timer));
 }
 
+/** Real paths of node roots (they do not move while the API runs; re-resolved every few seconds anyway). */
+const realRoots = new Map<string, { at: number; real: Promise<string> }>();
+const REAL_ROOT_TTL_MS = 5000;
+
+function realRoot(root: string): Promise<string> {
+  const now = performance.now();
+  let e = realRoots.get(root);
+  if (!e || now - e.at > REAL_ROOT_TTL_MS) {
+    e = { at: now, real: realpath(root) };
+    e.real.catch(() => realRoots.delete(root));
+    realRoots.set(root, e);
+  }
+  return e.real;
+}
+
 /** Open one replica's bytes, checking containment, type and size. */
 async function openSource(src: ReplicaSource, expectedSize: number, timeoutMs: number): Promise<FileHandle> {
   const full = onNode(src.root, src.path);
-  const [realRoot, real] = await withTimeout(Promise.all([realpath(src.root), realpath(full)]), timeoutMs, `resolve on ${src.nodeName}`);
-  if (real !== realRoot && !real.startsWith(realRoot.endsWith('/') ? realRoot : realRoot + '/')) {
+  const [rootReal, real] = await withTimeout(Promise.all([realRoot(src.root), realpath(full)]), timeoutMs, `resolve on ${src.nodeName}`);
+  if (real !== rootReal && !real.startsWith(rootReal.endsWith('/') ? rootReal : rootReal + '/')) {
     throw Object.assign(new Error(`${src.path} on ${src.nodeName} resolves outside the node root`), { code: 'EXDEV' });
   }
   const fh = await withTimeout(open(real, 'r'), timeoutMs, `open on ${src.nodeName}`);
@@ -90,7 +105,7 @@ export class ReplicaStream extends Readable {
   private index = 0;
   private position: number;
   private readonly opts: ReplicaStreamOptions;
-  private readonly buf: Buffer;
+  private readonly chunkBytes: number;
   /** node currently serving */
   node: string | null = null;
   failovers = 0;
@@ -99,7 +114,7 @@ export class ReplicaStream extends Readable {
     super({ highWaterMark: opts.chunkBytes ?? 256 * 1024 });
     this.opts = opts;
     this.position = opts.start;
-    this.buf = Buffer.allocUnsafe(opts.chunkBytes ?? 256 * 1024);
+    this.chunkBytes = opts.chunkBytes ?? 256 * 1024;
   }
 
   /** Open the next source that works; throws the last error when none does. */
@@ -144,12 +159,14 @@ export class ReplicaStream extends Readable {
     for (;;) {
       if (this.position > this.opts.end) return null;
       if (!this.fh) await this.ready();
-      const want = Math.min(this.buf.length, this.opts.end - this.position + 1);
+      const want = Math.min(this.chunkBytes, this.opts.end - this.position + 1);
+      // a fresh buffer per chunk: it is handed to the socket as it is (no copy)
+      const buf = Buffer.allocUnsafe(want);
       try {
-        const { bytesRead } = await withTimeout(this.fh!.read(this.buf, 0, want, this.position), this.opts.timeoutMs, `read on ${this.node}`);
+        const { bytesRead } = await withTimeout(this.fh!.read(buf, 0, want, this.position), this.opts.timeoutMs, `read on ${this.node}`);
         if (bytesRead === 0) throw Object.assign(new Error(`${this.node}: file ended at ${this.position} of ${this.opts.size} bytes`), { code: 'ESHORT' });
         this.position += bytesRead;
-        return Buffer.from(this.buf.subarray(0, bytesRead));
+        return bytesRead === want ? buf : buf.subarray(0, bytesRead);
       } catch (err) {
         await this.failover(err as Error);
       }

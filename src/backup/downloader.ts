@@ -7,7 +7,9 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat, statfs, chmod, utimes } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
+import { Transform, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import path from 'node:path';
 import { ApiClient, HttpError, ThrottledError } from './api-client.js';
 import { statePaths } from './local-state.js';
@@ -49,6 +51,8 @@ export interface DownloadResult {
   transferred: number;
   /** bytes that were already in the partial file when we started */
   resumedFrom: number;
+  /** size and mtime (ns, decimal) of the file now in place, as the local index records them */
+  stamp: { s: number; m: string };
 }
 
 export async function fsyncDir(dir: string): Promise<void> {
@@ -71,24 +75,58 @@ export async function sha256File(file: string): Promise<string> {
   return (await hashFile(file)).digest('hex');
 }
 
+/**
+ * A Writable onto an open file that leaves it open (for the fsync after):
+ * buffers up to 1 MiB while a write is in flight, then writes the queued
+ * chunks with one writev.
+ */
+function writerTo(fh: FileHandle): Writable {
+  return new Writable({
+    highWaterMark: 1 << 20,
+    write(chunk: Buffer, _enc, cb) {
+      fh.write(chunk).then(() => cb(), cb);
+    },
+    writev(chunks, cb) {
+      fh.writev(chunks.map((c) => c.chunk as Buffer)).then(() => cb(), cb);
+    },
+  });
+}
+
 export interface DownloaderOptions {
   client: ApiClient;
   folder: string;
   minFreeBytes: number;
+  /** HTTP downloads at once (lowered further when the server answers 429 with its limit) */
+  concurrency: number;
   /** called with body bytes as they arrive (progress) */
   onBytes?: (n: number) => void;
 }
 
+/** A partial file written and verified, ready to be renamed into place. */
+interface Verified {
+  /** size and mtime (ns, decimal) as the index records them */
+  stamp: { s: number; m: string };
+}
+
+/** How long a free-space sample is trusted (bytes written since are subtracted from it). */
+const STATFS_TTL_MS = 1000;
+
 export class Downloader {
-  constructor(private readonly opts: DownloaderOptions) {}
+  constructor(private readonly opts: DownloaderOptions) {
+    this.limit = Math.max(1, opts.concurrency);
+  }
 
   partialPath(f: RemoteFile): string {
     return path.join(statePaths(this.opts.folder).partial, `${f.id}-${f.checksum}.part`);
   }
 
   private partialDirReady = false;
-  /** downloads allowed at once (lowered to the server's limit when it answers 429 with one) */
-  private limit = Number.POSITIVE_INFINITY;
+  /**
+   * HTTP downloads allowed at once. Only the transfer holds a slot: the
+   * verification, fsync and rename of a finished file overlap the next
+   * transfers (fsyncs of several files then share one journal commit).
+   */
+  private limit: number;
   private active = 0;
   private waiters: (() => void)[] = [];
 
@@ -109,22 +147,33 @@ export class Downloader {
   async syncDirs(): Promise<void> {
     const dirs = [...this.dirtyDirs];
     this.dirtyDirs.clear();
-    for (const d of dirs) await fsyncDir(d);
+    await Promise.all(dirs.map((d) => fsyncDir(d)));
   }
 
   /** bytes promised to downloads in flight (so parallel downloads cannot overshoot the floor together) */
   private reserved = 0;
+  /** last free-space sample, and bytes finished since it was taken */
+  private freeSample: { at: number; free: number; writtenSince: number } | null = null;
 
   private async checkSpace(need: number): Promise<void> {
-    const s = await statfs(this.opts.folder);
-    const free = Number(s.bavail) * Number(s.bsize);
+    let sample = this.freeSample;
+    if (!sample || performance.now() - sample.at > STATFS_TTL_MS) {
+      const s = await statfs(this.opts.folder);
+      sample = this.freeSample = { at: performance.now(), free: Number(s.bavail) * Number(s.bsize), writtenSince: 0 };
+    }
+    const free = sample.free - sample.writtenSince;
     if (free - this.reserved - need < this.opts.minFreeBytes) {
+      this.freeSample = null; // ask the file system again next time
       throw new FreeSpaceError(`free space ${free} bytes minus ${this.reserved + need} to download would cross the floor of ${this.opts.minFreeBytes} bytes (backup.minFreeBytes)`);
     }
   }
 
-  /** One attempt: continue the partial file from where it stops. */
-  private async attempt(f: RemoteFile, part: string, result: DownloadResult, reserve: (bytes: number) => void): Promise<void> {
+  /**
+   * One attempt: continue the partial file from where it stops, then verify
+   * size and sha256, set mode and mtime and fsync it (all on the open file).
+   * Holds a download slot only while bytes come over the network.
+   */
+  private async attempt(f: RemoteFile, part: string, result: DownloadResult, reserve: (bytes: number) => void): Promise<Verified> {
     let have = await stat(part).then((s) => s.size, () => 0);
     if (have > f.size) {
       await rm(part, { force: true });
@@ -132,51 +181,71 @@ export class Downloader {
     }
     await this.checkSpace(f.size - have);
     reserve(f.size - have);
-    const headers: Record<string, string> = { 'if-match': `"${f.checksum}"` };
-    if (have > 0 && have < f.size) {
-      headers.range = `bytes=${have}-`;
-      headers['if-range'] = `"${f.checksum}"`;
-    }
-    const res = have === f.size && f.size > 0 ? null : await this.opts.client.send('GET', `/api/v1/content?path=${encodeURIComponent(f.path)}`, headers);
-    let fh;
     let hash: ReturnType<typeof createHash> | null = null;
-    if (res) {
-      if (res.status === 404 || res.status === 412) {
-        res.body.resume();
-        throw new SupersededError(`${f.path} changed or went away on the grid since the feed listed it`);
-      }
-      if (res.status !== 200 && res.status !== 206) throw await this.opts.client.errorFrom(res);
-      if (res.status === 200) have = 0; // the server sent everything (If-Range did not match or no range asked)
-      else if (!String(res.headers['content-range'] ?? '').startsWith(`bytes ${have}-`)) {
-        res.body.resume();
-        throw new HttpError(502, 'BAD_RANGE_REPLY', `unexpected Content-Range ${res.headers['content-range']}`);
-      }
-      if (res.status === 206 && result.resumedFrom === 0) result.resumedFrom = have;
-      // hash while the bytes stream in (the kept prefix of a resumed file is read once first)
-      hash = have > 0 ? await hashFile(part) : createHash('sha256');
-      fh = await open(part, have === 0 ? 'w' : 'a');
-      try {
-        for await (const chunk of res.body) {
-          const b = chunk as Buffer;
-          hash.update(b);
-          await fh.write(b);
-          result.transferred += b.length;
-          this.opts.onBytes?.(b.length);
+    let fh: FileHandle | null = null;
+    try {
+      if (!(have === f.size && f.size > 0)) {
+        await this.acquire();
+        try {
+          const headers: Record<string, string> = { 'if-match': `"${f.checksum}"` };
+          if (have > 0 && have < f.size) {
+            headers.range = `bytes=${have}-`;
+            headers['if-range'] = `"${f.checksum}"`;
+          }
+          const res = await this.opts.client.send('GET', `/api/v1/content?path=${encodeURIComponent(f.path)}`, headers);
+          if (res.status === 404 || res.status === 412) {
+            res.body.resume();
+            throw new SupersededError(`${f.path} changed or went away on the grid since the feed listed it`);
+          }
+          if (res.status !== 200 && res.status !== 206) throw await this.opts.client.errorFrom(res);
+          if (res.status === 200) have = 0; // the server sent everything (If-Range did not match or no range asked)
+          else if (!String(res.headers['content-range'] ?? '').startsWith(`bytes ${have}-`)) {
+            res.body.resume();
+            throw new HttpError(502, 'BAD_RANGE_REPLY', `unexpected Content-Range ${res.headers['content-range']}`);
+          }
+          if (res.status === 206 && result.resumedFrom === 0) result.resumedFrom = have;
+          // hash while the bytes stream in (the kept prefix of a resumed file is read once first)
+          const h = (hash = have > 0 ? await hashFile(part) : createHash('sha256'));
+          fh = await open(part, have === 0 ? 'w' : 'a');
+          const onBytes = this.opts.onBytes;
+          // a write stream keeps the socket flowing while earlier chunks are written
+          await pipeline(
+            res.body,
+            new Transform({
+              transform(chunk: Buffer, _enc, cb) {
+                h.update(chunk);
+                result.transferred += chunk.length;
+                onBytes?.(chunk.length);
+                cb(null, chunk);
+              },
+            }),
+            writerTo(fh),
+          );
+        } finally {
+          this.release();
         }
-        await fh.sync();
-      } finally {
-        await fh.close();
+      } else {
+        fh = await open(part, 'r+');
       }
-    }
-    const size = (await stat(part)).size;
-    if (size !== f.size) {
-      if (size > f.size) await rm(part, { force: true });
-      throw Object.assign(new Error(`${f.path}: got ${size} of ${f.size} bytes`), { code: 'ECONNRESET' }); // transient: resume
-    }
-    const sum = hash ? hash.digest('hex') : await sha256File(part);
-    if (sum !== f.checksum) {
-      await rm(part, { force: true });
-      throw new IntegrityError(`${f.path}: downloaded content has sha256 ${sum}, expected ${f.checksum}`);
+      const size = (await fh.stat()).size;
+      if (size !== f.size) {
+        if (size > f.size) await rm(part, { force: true });
+        throw Object.assign(new Error(`${f.path}: got ${size} of ${f.size} bytes`), { code: 'ECONNRESET' }); // transient: resume
+      }
+      const sum = hash ? hash.digest('hex') : await sha256File(part);
+      if (sum !== f.checksum) {
+        await rm(part, { force: true });
+        throw new IntegrityError(`${f.path}: downloaded content has sha256 ${sum}, expected ${f.checksum}`);
+      }
+      await fh.chmod(f.mode & 0o7777);
+      const mtime = f.mtimeUs / 1e6;
+      await fh.utimes(mtime, mtime);
+      await fh.sync();
+      const st = await fh.stat({ bigint: true });
+      if (this.freeSample) this.freeSample.writtenSince += f.size;
+      return { stamp: { s: Number(st.size), m: String(st.mtimeNs) } };
+    } finally {
+      await (fh as FileHandle | null)?.close().catch(() => undefined);
     }
   }
 
@@ -192,29 +261,25 @@ export class Downloader {
       await mkdir(path.dirname(part), { recursive: true });
       this.partialDirReady = true;
     }
-    const result: DownloadResult = { transferred: 0, resumedFrom: 0 };
+    const result: DownloadResult = { transferred: 0, resumedFrom: 0, stamp: { s: 0, m: '0' } };
     let integrityFailures = 0;
-    await this.opts.client.withRetries(`download ${f.path}`, async () => {
+    const verified = await this.opts.client.withRetries(`download ${f.path}`, async () => {
       let reserved = 0;
-      await this.acquire();
       try {
-        await this.attempt(f, part, result, (n) => {
+        return await this.attempt(f, part, result, (n) => {
           reserved = n;
           this.reserved += n;
         });
       } catch (err) {
         if (err instanceof IntegrityError && ++integrityFailures < 2) throw Object.assign(err, { code: 'ECONNRESET' });
         // the server allows fewer downloads at once than we run: stay under its limit from now on
-        if (err instanceof ThrottledError && err.maxConcurrent !== null) this.limit = err.maxConcurrent;
+        if (err instanceof ThrottledError && err.maxConcurrent !== null) this.limit = Math.min(this.limit, err.maxConcurrent);
         throw err;
       } finally {
         this.reserved -= reserved;
-        this.release();
       }
     });
-    await chmod(part, f.mode & 0o7777);
-    const mtime = f.mtimeUs / 1e6;
-    await utimes(part, mtime, mtime);
+    result.stamp = verified.stamp;
     await rename(part, dest).catch(async (err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
       await mkdir(path.dirname(dest), { recursive: true }); // the folder went away meanwhile

@@ -63,6 +63,9 @@ export interface ReplicateSummary {
 
 type Outcome = 'done' | 'failed' | 'stopped';
 
+/** items handled at once per allowed download (the rest of an item's work is local disk work) */
+const ITEMS_PER_DOWNLOAD = 4;
+
 interface HeldItem {
   id: number;
   version: number;
@@ -117,7 +120,7 @@ export class Replicator {
 
   constructor(private readonly opts: ReplicateOptions) {
     this.log = opts.log ?? silentLogger;
-    this.downloader = new Downloader({ client: opts.client, folder: opts.folder, minFreeBytes: opts.minFreeBytes, onBytes: (n) => (this.summary.bytes += n) });
+    this.downloader = new Downloader({ client: opts.client, folder: opts.folder, minFreeBytes: opts.minFreeBytes, concurrency: opts.concurrency, onBytes: (n) => (this.summary.bytes += n) });
   }
 
   /** Run until the feed is drained (or a stop condition). Takes the folder lock. */
@@ -172,7 +175,9 @@ export class Replicator {
 
   /** Process one page; returns the seq up to which every item is done. */
   private async processPage(items: FeedItem[]): Promise<number> {
-    const queue = new KeyedQueue(this.opts.concurrency);
+    // more items in progress than downloads: a finished file's verification, fsync and
+    // rename overlap the next transfers (the Downloader holds the network to `concurrency`)
+    const queue = new KeyedQueue(this.opts.concurrency * ITEMS_PER_DOWNLOAD);
     const inPage = new Set(items.filter((i) => !i.deleted).map((i) => i.id));
     // rename sources per moved file id: tombstones of this page pointing at it
     const sources = new Map<number, string[]>();
@@ -341,7 +346,7 @@ export class Replicator {
       throw err;
     }
     if (r.resumedFrom > 0) this.summary.resumed++;
-    this.setEntry(item.path, item, await stamp(local));
+    this.setEntry(item.path, item, r.stamp);
     this.summary.downloaded++;
     this.markHeld(item);
     await this.retireSources(item, renameSources, local);

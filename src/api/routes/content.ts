@@ -133,13 +133,14 @@ export async function registerContentRoutes(app: FastifyInstance, ctx: ApiContex
       });
       // free the slot as soon as the last byte is handed over, before the client can see it and ask again
       counter.once('end', release);
-      const paced = ctx.throttle.pace(node.id, node.bytesPerSec);
+      // unlimited nodes skip the pacer (one stream hop less per chunk)
+      const paced = node.bytesPerSec ? ctx.throttle.pace(node.id, node.bytesPerSec) : null;
       stream.on('error', (err) => {
         ctx.log.warn({ path: vpath, err: err.message }, 'content stream failed on every replica');
-        paced.destroy(err);
+        (paced ?? counter).destroy(err);
       });
-      paced.on('error', (err) => counter.destroy(err));
-      return reply.send(stream.pipe(paced).pipe(counter));
+      paced?.on('error', (err) => counter.destroy(err));
+      return reply.send((paced ? stream.pipe(paced) : stream).pipe(counter));
     },
   );
 }
