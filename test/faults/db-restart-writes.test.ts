@@ -8,19 +8,20 @@
 import t from 'tap';
 import { scratchDir } from '../helpers/db.js';
 import { ensureEmbedded, stopEmbedded } from '../../src/embedded/server.js';
-import { Model, compareTree, type TreeCheck, faultGrid, figures, seeds, sleep, spawnDaemon, treeOk, underTarget, until } from './lib.js';
+import { FULL, Model, compareTree, type TreeCheck, faultGrid, figures, seeds, sleep, spawnDaemon, treeOk, underTarget, until } from './lib.js';
 import { runWriters } from './writers.js';
 
 // Known open failure with two mounts (issue 7 report): each mount replays its
 // own journal, so changes made through both mounts to the same files while the
 // database was down are replayed out of order (metadata then names copies that
-// are not there, sizes disagree, reads fail with EIO). Todo in the short form.
+// are not there, sizes disagree, reads fail with EIO). Run in the full form only.
 const cases = [
   { mounts: 1, known: {} },
-  { mounts: 2, known: process.env.GEOGRIDFS_FAULTS === 'full' ? {} : { todo: 'known open failure: journals of two mounts replayed out of order' } },
+  // the short form (CI) keeps to one mount; the full form shows the open failure
+  ...(FULL ? [{ mounts: 2, known: {} }] : []),
 ];
 
-for (const seed of seeds([21], [21, 22, 23])) for (const { mounts, known } of cases) {
+for (const seed of seeds([21], [21, 22])) for (const { mounts, known } of cases) {
   t.test(`PostgreSQL restart during writes and replication, ${mounts} mount(s) (seed ${seed})`, async (t) => {
     const dataDir = await scratchDir('dbrestart-writes-');
     const { url } = await ensureEmbedded(dataDir);

@@ -342,7 +342,11 @@ export async function scanTree(root: string): Promise<{ files: Map<string, strin
       if (d.isDirectory()) {
         dirs.add(v);
         await visit(v);
-      } else files.set(v, sha256(await fs.readFile(path.join(root, v))));
+      } else {
+        // an unreadable file is a finding, not the end of the scan
+        const content = await fs.readFile(path.join(root, v)).catch((e: NodeJS.ErrnoException) => `unreadable: ${e.code ?? e.message}`);
+        files.set(v, typeof content === 'string' ? content : sha256(content));
+      }
     }
   };
   await visit('');
@@ -365,7 +369,7 @@ export async function compareTree(root: string, m: Model, opts: { dirs?: boolean
   for (const [p, b] of m.files) {
     const h = got.files.get(p);
     if (h === undefined) r.missing.push(p);
-    else if (h !== sha256(b)) r.wrong.push(`${p}: want ${b.length} bytes sha ${sha256(b).slice(0, 10)}, got sha ${h.slice(0, 10)}; history: ${(m.history.get(p) ?? []).join(' | ')}`);
+    else if (h !== sha256(b)) r.wrong.push(`${p}: want ${b.length} bytes sha ${sha256(b).slice(0, 10)}, got ${h.startsWith('unreadable') ? h : `sha ${h.slice(0, 10)}`}; history: ${(m.history.get(p) ?? []).join(' | ')}`);
     else r.verified++;
   }
   for (const [p, states] of m.uncertain) {

@@ -17,9 +17,9 @@ import { runWriters } from './writers.js';
 // the mount, and a backup run can hit a 500 (GGFS_INTERNAL). Marked todo in the
 // short form so that CI stays green while they are fixed; the full form
 // (GEOGRIDFS_FAULTS=full) reports them as failures.
-const KNOWN = process.env.GEOGRIDFS_FAULTS === 'full' ? {} : { todo: 'known open failure (issue 7 report)' };
+const KNOWN = process.env.GEOGRIDFS_FAULTS === 'full' || process.env.GEOGRIDFS_FAULTS_STRICT ? {} : { todo: 'known open failure (issue 7 report)' };
 
-for (const seed of seeds([1], [1, 2, 3])) {
+for (const seed of seeds([1], [1, 2])) {
   t.test(`soak (seed ${seed})`, async (t) => {
     const started = Date.now();
     const g = await faultGrid(t, { nodes: 3 });
@@ -29,11 +29,11 @@ for (const seed of seeds([1], [1, 2, 3])) {
     const cronN3 = cronLoop(() => g.replicate('n3'), 1500);
     const cronN1 = cronLoop(() => g.replicate('n1'), 4000); // overlaps n1's watch daemon: the lock makes it exit at once
     const bk = await backupSetup(t, g);
-    await bk.startApi();
+    const api = await bk.startApi();
     const agent = cronLoop(() => bk.replicate(), 2000);
 
     const model = new Model();
-    const stats = await runWriters({ mounts: () => [a.mountpoint, b.mountpoint], model, writers: 4, seed, durationMs: FULL ? 150_000 : 20_000 });
+    const stats = await runWriters({ mounts: () => [a.mountpoint, b.mountpoint], model, writers: 4, seed, durationMs: FULL ? 120_000 : 20_000 });
     await cronN1.stop();
     await agent.stop();
     t.same(stats.errors, [], 'no operation failed');
@@ -74,6 +74,8 @@ for (const seed of seeds([1], [1, 2, 3])) {
     const bc = await compareTree(bk.folder, model, { dirs: false });
     t.ok(treeOk(bc), 'the backup folder equals the tree', { check: { ...bc, verified: undefined }, ...KNOWN });
     t.equal(agent.stats.failures, 0, `backup agent: ${agent.stats.runs} runs during the soak, none failed`, { last: agent.stats.lastFailure, ...KNOWN });
+    const apiErrors = api.output().split('\n').filter((l) => /"level":50/.test(l));
+    t.same(apiErrors.slice(0, 5), [], 'the API logged no internal error', KNOWN);
 
     figures(t, `soak seed ${seed}`, {
       ops: stats.ops,
