@@ -17,6 +17,7 @@ import type { BackupNodeRow } from '../meta/backup-nodes.js';
 import type { Logger } from '../util/log.js';
 import { ApiError, errorBody, type ApiErrorCode } from './errors.js';
 import { Throttle } from './throttle.js';
+import { MembershipCache } from './assignment.js';
 import { RequestLogger } from './request-logger.js';
 import { requireBackupNode, requireViewer } from './auth.js';
 import { registerFeedRoutes } from './routes/feed.js';
@@ -48,6 +49,8 @@ export interface ApiContext {
   log: Logger;
   throttle: Throttle;
   requestLog: RequestLogger;
+  /** the active backup nodes (which files each one holds), cached briefly */
+  membership: MembershipCache;
   startedAt: Date;
 }
 
@@ -100,6 +103,7 @@ export async function buildApiServer(opts: { store: MetaStore; config: Config; l
     log,
     throttle: new Throttle(),
     requestLog: new RequestLogger(store, config.api.requestLogRows, log),
+    membership: new MembershipCache(store),
     startedAt: new Date(),
   };
 

@@ -2,7 +2,9 @@
  * A backup host's own state, kept in `<folder>/.geogridfs/` (same file
  * system as the backups, so temp files rename into place atomically):
  *
- * - `cursor.json`: the feed position up to which all work is done;
+ * - `cursor.json`: the feed position up to which all work is done, and the
+ *   generation of the API's backup set it was done for (when the set changes,
+ *   the files assigned to this host change: the feed is read again from 0);
  * - `index.jsonl`: what the agent itself put in the folder (path -> file id,
  *   version, checksum, and the size/mtime it left there), an append-only
  *   journal compacted now and then. A local file whose size or mtime differ
@@ -60,18 +62,30 @@ export async function writeAtomic(file: string, data: string): Promise<void> {
   await rename(tmp, file);
 }
 
-export async function readCursor(folder: string): Promise<number> {
+export interface CursorState {
+  /** feed position up to which all work is done */
+  seq: number;
+  /** the API's backup-set generation the work up to `seq` was done for (null: not known yet) */
+  generation: string | null;
+}
+
+export async function readCursorState(folder: string): Promise<CursorState> {
   try {
-    const j = JSON.parse(await readFile(statePaths(folder).cursor, 'utf8')) as { seq?: unknown };
-    return typeof j.seq === 'number' && Number.isSafeInteger(j.seq) && j.seq >= 0 ? j.seq : 0;
+    const j = JSON.parse(await readFile(statePaths(folder).cursor, 'utf8')) as { seq?: unknown; generation?: unknown };
+    const seq = typeof j.seq === 'number' && Number.isSafeInteger(j.seq) && j.seq >= 0 ? j.seq : 0;
+    return { seq, generation: typeof j.generation === 'string' ? j.generation : null };
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { seq: 0, generation: null };
     throw new GeoError('IO', `cannot read ${statePaths(folder).cursor}: ${(err as Error).message}`);
   }
 }
 
-export async function writeCursor(folder: string, seq: number): Promise<void> {
-  await writeAtomic(statePaths(folder).cursor, JSON.stringify({ seq, savedAt: new Date().toISOString() }) + '\n');
+export async function readCursor(folder: string): Promise<number> {
+  return (await readCursorState(folder)).seq;
+}
+
+export async function writeCursor(folder: string, seq: number, generation: string | null = null): Promise<void> {
+  await writeAtomic(statePaths(folder).cursor, JSON.stringify({ seq, generation, savedAt: new Date().toISOString() }) + '\n');
 }
 
 function pidAlive(pid: number): boolean {

@@ -20,7 +20,7 @@ import { silentLogger } from '../util/log.js';
 import type { FeedItem, FeedPage } from '../meta/feed.js';
 import { ApiClient, ThrottledError, HttpError } from './api-client.js';
 import { Downloader, FreeSpaceError, SupersededError, sha256File } from './downloader.js';
-import { LocalIndex, readCursor, takeLock, writeCursor, type IndexEntry } from './local-state.js';
+import { LocalIndex, readCursorState, takeLock, writeCursor, type IndexEntry } from './local-state.js';
 import { ensureParents, isOurs, localPathOf, localStat, moveAside, moveToTrash, pruneEmpty, removeLocal, stamp } from './local-files.js';
 
 export type DeletionPolicy = 'keep' | 'trash' | 'delete';
@@ -56,6 +56,8 @@ export interface ReplicateSummary {
   heldRejected: number;
   cursorBefore: number;
   cursorAfter: number;
+  /** the backup set changed since the last run: the feed was read again from the start */
+  rescanned: boolean;
   /** why the run stopped early, if it did */
   stoppedBy: string | null;
   seconds: number;
@@ -115,7 +117,7 @@ export class Replicator {
   private readonly knownDirs = new Set<string>();
   readonly summary: ReplicateSummary = {
     pages: 0, items: 0, downloaded: 0, bytes: 0, resumed: 0, renamed: 0, adopted: 0, unchanged: 0, deleted: 0,
-    keptAside: 0, superseded: 0, failed: 0, held: 0, heldRejected: 0, cursorBefore: 0, cursorAfter: 0, stoppedBy: null, seconds: 0,
+    keptAside: 0, superseded: 0, failed: 0, held: 0, heldRejected: 0, cursorBefore: 0, cursorAfter: 0, rescanned: false, stoppedBy: null, seconds: 0,
   };
 
   constructor(private readonly opts: ReplicateOptions) {
@@ -129,7 +131,9 @@ export class Replicator {
     const release = await takeLock(this.opts.folder);
     const progressTimer = this.opts.onProgress ? setInterval(() => this.opts.onProgress!(this.summary), 1000) : null;
     try {
-      let cursor = await readCursor(this.opts.folder);
+      const state = await readCursorState(this.opts.folder);
+      let cursor = state.seq;
+      let generation = state.generation;
       let unsettledWaits = 0;
       this.summary.cursorBefore = cursor;
       this.summary.cursorAfter = cursor;
@@ -138,7 +142,22 @@ export class Replicator {
           this.summary.stoppedBy = 'signal';
           break;
         }
-        const page = await this.opts.client.json<Omit<FeedPage, 'next'> & { next: string }>('GET', `/api/v1/feed?after=${cursor}&limit=${this.opts.pageSize ?? 1000}`);
+        const page = await this.opts.client.json<Omit<FeedPage, 'next'> & { next: string; generation?: string }>('GET', `/api/v1/feed?after=${cursor}&limit=${this.opts.pageSize ?? 1000}`);
+        if (page.generation !== undefined && page.generation !== generation) {
+          // backup nodes were added or revoked: which files this host holds changed, also
+          // below the cursor. Read the whole feed again (files already here are recognised
+          // from the index; files no longer ours come as not wanted).
+          const first = cursor === 0;
+          generation = page.generation;
+          if (!first) {
+            this.log.info({ cursor }, 'the set of backup nodes changed: reading the change feed again from the start');
+            this.summary.rescanned = true;
+            cursor = 0;
+            await writeCursor(this.opts.folder, 0, generation);
+            this.summary.cursorAfter = 0;
+            continue;
+          }
+        }
         if (page.items.length === 0) {
           // a change still being committed holds the feed back: it settles within moments
           if (!page.settled && unsettledWaits++ < 20) {
@@ -154,7 +173,7 @@ export class Replicator {
         await this.index.flush();
         await this.report();
         if (done > cursor) {
-          await writeCursor(this.opts.folder, done);
+          await writeCursor(this.opts.folder, done, generation);
           cursor = done;
           this.summary.cursorAfter = cursor;
         }

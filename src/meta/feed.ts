@@ -29,8 +29,10 @@ export interface FeedItem {
   symlinkTarget: string | null;
   version: number;
   deleted: boolean;
-  /** false when the file's class wants no off-site copy (treated like a deletion by agents) */
+  /** false when the file's class wants no off-site copy, or (API) the calling backup node is not chosen for it; agents treat it like a deletion */
   wanted: boolean;
+  /** off-site copies the file's class wants */
+  backupTarget: number;
   /** for a rename tombstone: the moved file as it is now (null when it is gone since) */
   renamedTo: RenamedTarget | null;
 }
@@ -48,6 +50,7 @@ export interface RenamedTarget {
   version: number;
   seq: number;
   wanted: boolean;
+  backupTarget: number;
 }
 
 export interface FeedPage {
@@ -73,10 +76,10 @@ export async function feedAfter(db: Queryable, after: number, limit: number): Pr
         WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid())
      SELECT f.seq, f.id, f.path, f.kind, f.size, f.mode, f.mtime_us AS "mtimeUs", f.checksum,
             f.symlink_target AS "symlinkTarget", f.version, (f.deleted_at IS NOT NULL) AS deleted,
-            (f.backup_target > 0) AS wanted, age(f.xmin) <= h.a AS unsafe,
+            (f.backup_target > 0) AS wanted, f.backup_target AS "backupTarget", age(f.xmin) <= h.a AS unsafe,
             CASE WHEN t.id IS NULL THEN NULL ELSE json_build_object('id', t.id, 'path', t.path, 'kind', t.kind, 'size', t.size,
               'mode', t.mode, 'mtimeUs', t.mtime_us, 'checksum', t.checksum, 'symlinkTarget', t.symlink_target,
-              'version', t.version, 'seq', t.seq, 'wanted', t.backup_target > 0) END AS r
+              'version', t.version, 'seq', t.seq, 'wanted', t.backup_target > 0, 'backupTarget', t.backup_target) END AS r
        FROM files f CROSS JOIN horizon h
        LEFT JOIN files t ON t.id = f.renamed_to AND t.deleted_at IS NULL
       WHERE f.seq > $1
@@ -104,6 +107,7 @@ export async function feedAfter(db: Queryable, after: number, limit: number): Pr
       version: r.version,
       deleted: r.deleted,
       wanted: r.wanted,
+      backupTarget: r.backupTarget,
       renamedTo: r.r,
     });
   }
@@ -127,6 +131,7 @@ export interface ListedFile {
   checksum: string | null;
   version: number;
   wanted: boolean;
+  backupTarget: number;
 }
 
 export interface FolderListing {
@@ -154,7 +159,7 @@ export async function listFolderPage(db: Queryable, folderPath: string, after: s
     [folder[0].id, afterPath, prefixLen + 1, limit + 1],
   );
   const files = await db.query<ListedFile & Record<string, unknown>>(
-    `SELECT id, substr(path, $3) AS name, kind, size, mtime_us AS "mtimeUs", checksum, version, (backup_target > 0) AS wanted
+    `SELECT id, substr(path, $3) AS name, kind, size, mtime_us AS "mtimeUs", checksum, version, (backup_target > 0) AS wanted, backup_target AS "backupTarget"
        FROM files WHERE folder_id = $1 AND deleted_at IS NULL AND ($2::text IS NULL OR path > $2 COLLATE "C")
       ORDER BY path COLLATE "C" LIMIT $4`,
     [folder[0].id, afterPath, prefixLen + 1, limit + 1],
@@ -186,6 +191,7 @@ export interface ContentFile {
   mtimeUs: number;
   checksum: string | null;
   version: number;
+  backupTarget: number;
   /** current-version replicas with their node (state and name) */
   replicas: { nodeId: number; nodeName: string; nodeState: string; version: number; path: string }[];
 }
@@ -193,7 +199,7 @@ export interface ContentFile {
 /** A live file and its current-version replicas, in one round trip (the content endpoint's hot path). */
 export async function fileForContent(db: Queryable, vpath: string): Promise<ContentFile | null> {
   const rows = await db.query<ContentFile & Record<string, unknown>>(
-    `SELECT f.id, f.kind, f.size, f.mode, f.mtime_us AS "mtimeUs", f.checksum, f.version,
+    `SELECT f.id, f.kind, f.size, f.mode, f.mtime_us AS "mtimeUs", f.checksum, f.version, f.backup_target AS "backupTarget",
             coalesce((SELECT json_agg(json_build_object('nodeId', n.id, 'nodeName', n.name, 'nodeState', n.state, 'version', r.version, 'path', r.path))
                         FROM replicas r JOIN nodes n ON n.id = r.node_id
                        WHERE r.file_id = f.id AND r.version = f.version), '[]'::json) AS replicas

@@ -3,6 +3,7 @@
  * shows the node names and the numbers that are in the database, refreshes,
  * and fits a phone screen. Screenshots go to the scratch folder.
  */
+import { pick } from '../../src/replicator/rendezvous.js';
 import t from 'tap';
 import path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
@@ -22,8 +23,10 @@ t.test('dashboard shows the grid from the database', async (t) => {
   await beat('beta-node', 2 * 2 ** 40, 2 ** 39);
   await g.store.query(`UPDATE nodes SET state = 'readonly' WHERE name = 'gamma-node'`);
   const held = [];
+  const ids: number[] = [];
   for (let i = 0; i < 7; i++) {
     const f = await g.putFile(`/photos/p${i}.jpg`, `photo ${i}`, { nodes: i < 5 ? ['alpha-node', 'beta-node'] : ['alpha-node'] });
+    ids.push(f.id);
     if (i < 4) held.push({ id: f.id, version: f.version, checksum: f.checksum });
   }
   await recordHeld(g.store, g.backupNode.id, held);
@@ -61,7 +64,11 @@ t.test('dashboard shows the grid from the database', async (t) => {
   t.match(await page.innerText('[data-node="alpha-node"] .detail'), /1\.0 TiB used of 4\.0 TiB \(3\.0 TiB free\) · 7 files held/, 'alpha space and files');
   t.match(await page.innerText('[data-node="beta-node"] .detail'), /5 files held/);
   t.match(await page.innerText('[data-class="default"] .detail'), /7 files \(49 B\): 2 under \(14 B\), 5 at \(35 B\), 0 over target \(0 B\)/, 'compliance per class, counts and bytes');
-  t.match(await page.innerText('[data-backup-node="offsite1"] .detail'), /4 of 7 files held .* behind 3 files/, 'backup progress');
+  // offsite1 should hold only its rendezvous share of the 7 files (the other goes to offsite-two)
+  const mine = ids.filter((id) => pick(id, [{ name: 'offsite1' }, { name: 'offsite-two' }], 1)[0]!.name === 'offsite1');
+  const mineHeld = held.filter((h) => mine.includes(h.id)).length;
+  t.ok(mine.length > 0 && mine.length < 7, 'offsite1 has a share, not everything');
+  t.match(await page.innerText('[data-backup-node="offsite1"] .detail'), new RegExp(`^${mineHeld} of ${mine.length} files held .* behind ${mine.length - mineHeld} files`), 'backup progress counts only the node\'s share');
   t.match(text, /checksum-mismatch/, 'recent problems');
   t.match(text, /GET \/api\/v1\/feed\s+200\s+[\d.]+ (B|KiB)/, 'recent activity with status and bytes');
   t.notMatch(text, /feed\s+200\s+0 B/, 'the feed answer has bytes');

@@ -12,6 +12,7 @@ import { recordProblem } from '../../meta/problems.js';
 import { ApiError } from '../errors.js';
 import { ReplicaStream, sourcesFor } from '../replica-reader.js';
 import { parsePath } from './common.js';
+import { isAssigned } from '../assignment.js';
 
 /** Parse a Range header against a size: [start, end] inclusive, or throws. */
 export function parseRange(header: string, size: number): [number, number] {
@@ -47,6 +48,10 @@ export async function registerContentRoutes(app: FastifyInstance, ctx: ApiContex
       const file = await fileForContent(ctx.store, vpath);
       if (!file) throw new ApiError('GGFS_NOT_FOUND', `no file ${vpath}`);
       if (file.kind !== 'file' || file.checksum === null) throw new ApiError('GGFS_NOT_FOUND', `${vpath} is a symlink: it has no content (see symlinkTarget in the feed)`);
+      // a backup node gets only the files it is chosen to hold
+      if (!isAssigned(await ctx.membership.get(), file.id, file.backupTarget, req.backupNode!.name)) {
+        throw new ApiError('GGFS_NOT_FOUND', `${vpath} is not backed up on this backup node (its backup target picks other backup nodes)`);
+      }
       const etag = `"${file.checksum}"`;
 
       const ifMatch = req.headers['if-match'];

@@ -7,6 +7,7 @@ import type { ApiContext } from '../server.js';
 import { listFolderPage } from '../../meta/feed.js';
 import { ApiError } from '../errors.js';
 import { limitSchema, parsePath } from './common.js';
+import { isAssigned } from '../assignment.js';
 
 export async function registerListRoutes(app: FastifyInstance, ctx: ApiContext): Promise<void> {
   app.get(
@@ -27,6 +28,9 @@ export async function registerListRoutes(app: FastifyInstance, ctx: ApiContext):
       if (req.query.after !== undefined && (req.query.after.includes('/') || req.query.after.includes('\0'))) throw new ApiError('GGFS_BAD_REQUEST', '"after" is a name, without "/" or NUL');
       const page = await listFolderPage(ctx.store, path, req.query.after ?? null, req.query.limit);
       if (!page) throw new ApiError('GGFS_NOT_FOUND', `no folder ${path}`);
+      // `wanted`: this backup node is one of the file's chosen holders
+      const m = await ctx.membership.get();
+      for (const f of page.files) if (f.wanted) f.wanted = isAssigned(m, f.id, f.backupTarget, req.backupNode!.name);
       return page;
     },
   );

@@ -10,6 +10,7 @@ import { gridStats, type GridStats } from '../../meta/stats.js';
 import { recentProblems } from '../../meta/problems.js';
 import { recentRequests, requestTotals, requestsPerMinute } from '../../meta/request-log.js';
 import { latestSeq } from '../../meta/feed.js';
+import { backupProgress } from '../../meta/backups.js';
 
 const CACHE_MS = 3000;
 
@@ -104,7 +105,11 @@ export function metricsText(s: GridStats, inFlight: Map<string, number>): string
 }
 
 export async function registerStatsRoutes(app: FastifyInstance, ctx: ApiContext): Promise<void> {
-  const stats = staleWhileRefresh(() => gridStats(ctx.store), CACHE_MS);
+  // backup figures count, per backup node, only the files it is chosen to hold
+  const stats = staleWhileRefresh(async (): Promise<GridStats> => {
+    const [s, progress] = await Promise.all([gridStats(ctx.store), backupProgress(ctx.store)]);
+    return { ...s, backupNodes: progress };
+  }, CACHE_MS);
   const classBytesCached = staleWhileRefresh(
     () =>
       ctx.store.query<{ class: string; atBytes: number; overBytes: number }>(
