@@ -156,6 +156,8 @@ export class GridFs {
   private readonly classify: Classifier;
   private readonly origin: string;
   private degraded = false;
+  /** file paths the replayed journal records touched (reconciled with the nodes afterwards) */
+  private readonly touched = new Set<string>();
   private replaying = false;
   private timers: NodeJS.Timeout[] = [];
   private listenClose: (() => Promise<void>) | null = null;
@@ -334,6 +336,11 @@ export class GridFs {
       if (this.nodes.some((n) => n.id === 0)) await this.refreshNodes();
       await this.startListening();
       const empty = await this.journal.replay((rec) => this.replayOne(rec));
+      if (empty && this.touched.size) {
+        // renamed folders: their files are reconciled under the new path by the folder's own record
+        await this.reconcile([...this.touched]);
+        this.touched.clear();
+      }
       if (empty) {
         if (this.degraded) this.log.info('PostgreSQL is back: journal replayed');
         this.degraded = false;
@@ -347,50 +354,73 @@ export class GridFs {
   }
 
   /**
-   * Does a journaled change still describe the node folders? Every record
-   * was applied to the nodes when it was made; another mount (with its own
-   * journal) may have changed the same paths since. A record the nodes
-   * contradict is skipped, so replaying journals in any order cannot
-   * register bytes that are not there or undo a later change.
+   * After a journal replay: make metadata agree with the node folders for
+   * every file path the journal touched. Each record was applied to the
+   * nodes when it was made, but another mount's journal may have changed the
+   * same paths in between, and journals are replayed independently; the
+   * nodes hold the truth. A live file without bytes on any node is deleted
+   * (only when every node answered); bytes that differ from metadata (or are
+   * unknown to it) are hashed and registered as the current version.
    */
-  private async stillTrue(rec: JournalRecord): Promise<boolean> {
-    const exists = async (vpath: string): Promise<boolean> => (await this.nodeLookup(vpath)) !== null;
-    switch (rec.op) {
-      case 'commit': {
-        const node = this.nodes.find((n) => n.name === rec.node);
-        if (!node) return false;
-        const st = await this.io.lstatOrNull(node, rec.path).catch(() => null);
-        if (!st || !st.isFile() || st.size !== rec.size) return false;
-        const fh = await this.io.open(node, rec.path, OPEN.RDONLY);
+  private async reconcile(paths: Iterable<string>): Promise<void> {
+    for (const vpath of paths) {
+      try {
+        const meta = await lookup(this.store, vpath);
+        if (meta?.type === 'folder') continue;
+        const found = await this.nodeLookup(vpath);
+        const holders = found && found.stat.isFile() ? found.nodes : [];
+        if (meta?.type === 'file' && meta.file.kind === 'symlink') continue;
+        if (holders.length === 0) {
+          const allAnswered = this.nodes.every((n) => n.state === 'dead' || this.io.usable(n));
+          if (meta && allAnswered) await this.store.txn((tx) => unlinkFile(tx, vpath, this.nodes.map((n) => n.id)));
+          continue;
+        }
+        const node = holders[0]!;
+        const st = await this.io.lstat(node, vpath);
+        const fh = await this.io.open(node, vpath, OPEN.RDONLY);
+        let checksum: string;
+        let size = 0;
         try {
           const hash = createHash('sha256');
-          for (let pos = 0; ; ) {
-            const buf = await this.io.read(node, fh, HASH_CHUNK, pos);
+          for (;;) {
+            const buf = await this.io.read(node, fh, HASH_CHUNK, size);
             if (buf.length === 0) break;
             hash.update(buf);
-            pos += buf.length;
+            size += buf.length;
           }
-          return hash.digest('hex') === rec.checksum;
+          checksum = hash.digest('hex');
         } finally {
           await this.io.close(node, fh);
         }
+        if (meta && meta.file.checksum === checksum && meta.file.size === size) continue;
+        await this.store.txn(async (tx) => {
+          await commitFileVersion(tx, {
+            path: vpath,
+            size,
+            checksum,
+            mode: st.mode & 0o7777,
+            uid: st.uid,
+            gid: st.gid,
+            mtimeUs: Math.round(st.mtimeMs * 1000),
+            atimeUs: Math.round(st.atimeMs * 1000),
+            classification: this.classify(vpath),
+            nodeId: node.id,
+          });
+          await announce(tx, { origin: this.origin, paths: [vpath] });
+        });
+        this.log.info({ path: vpath, node: node.name }, 'after the journal replay: metadata set to the bytes on the node');
+      } catch (err) {
+        if (isConnectionError(err)) throw err;
+        this.log.warn({ path: vpath, err: (err as Error).message }, 'reconcile after replay failed for this path');
       }
-      case 'unlink':
-      case 'rmdir':
-        return !(await exists(rec.path));
-      case 'rename':
-        return exists(rec.to);
-      case 'mkdir':
-      case 'setattr':
-      case 'symlink':
-        return exists(rec.path);
     }
   }
 
   private async replayOne(rec: Stamped): Promise<void> {
-    if (!(await this.stillTrue(rec).catch(() => true))) {
-      this.log.info({ op: rec.op, path: 'path' in rec ? rec.path : rec.from }, 'journal record superseded by a later change on the nodes: skipped');
-      return;
+    if (rec.op === 'commit' || rec.op === 'unlink' || rec.op === 'symlink') this.touched.add(rec.path);
+    else if (rec.op === 'rename') {
+      this.touched.add(rec.from);
+      this.touched.add(rec.to);
     }
     try {
       await this.store.txn((tx) => this.applyRecord(tx, rec));
