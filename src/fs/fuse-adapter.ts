@@ -192,6 +192,14 @@ export async function mountFuse(fs: GridFs, o: MountOptions, log: Logger): Promi
             resolve();
           }),
         );
+        // never leave a dead mount behind: retry, then detach it lazily
+        for (let i = 0; i < 3 && (await isMounted(mnt)); i++) {
+          const r = await run('fusermount', ['-uz', mnt]);
+          if (r.code !== 0) {
+            log.warn({ stderr: r.stderr.trim() }, 'fusermount -uz failed; trying umount -l');
+            await run('umount', ['-l', mnt]);
+          }
+        }
       }
       resolveGone();
     },
