@@ -4,7 +4,7 @@
  * reported and the rest still run.
  */
 import { readFile } from 'node:fs/promises';
-import { run } from './proc.js';
+import { killRunning, run } from './proc.js';
 
 type Step = { name: string; fn: () => Promise<void> };
 
@@ -27,6 +27,7 @@ export function onCleanup(name: string, fn: () => Promise<void>): () => Promise<
 export function cleanupAll(log: (s: string) => void = (s) => process.stderr.write(s + '\n')): Promise<void> {
   if (running) return running;
   running = (async () => {
+    await killRunning().catch((err: Error) => log(`bench: stopping running commands failed: ${err.message}`));
     while (steps.length) {
       const step = steps.pop()!;
       try {

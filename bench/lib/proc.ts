@@ -41,6 +41,30 @@ export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 }
 
 const live = new Set<ChildProcess>();
+/** one-shot commands in flight (not the daemons, which have their own clean-up steps) */
+const running = new Set<ChildProcess>();
+
+/**
+ * Stop the one-shot commands still running (an interrupted bench must not
+ * leave, say, a `geogridfs backup replicate` behind): SIGTERM, then SIGKILL.
+ */
+export async function killRunning(graceMs = 5000): Promise<void> {
+  const children = [...running];
+  await Promise.all(
+    children.map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          if (c.exitCode !== null || c.signalCode !== null) return resolve();
+          const timer = setTimeout(() => c.kill('SIGKILL'), graceMs);
+          c.once('close', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          c.kill('SIGTERM');
+        }),
+    ),
+  );
+}
 
 /** Processes started by this bench that have not exited yet. */
 export function liveChildren(): ChildProcess[] {
@@ -57,6 +81,7 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
       stdio: [opts.input === undefined ? 'ignore' : 'pipe', opts.discardStdout ? 'ignore' : 'pipe', 'pipe'],
     });
     live.add(child);
+    running.add(child);
     let stdout = '';
     let stderr = '';
     child.stdout?.on('data', (d: Buffer) => {
@@ -74,11 +99,13 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
       : null;
     child.on('error', (err) => {
       live.delete(child);
+      running.delete(child);
       if (timer) clearTimeout(timer);
       reject(err);
     });
     child.on('close', (code, signal) => {
       live.delete(child);
+      running.delete(child);
       if (timer) clearTimeout(timer);
       const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
       resolve({ code: code ?? -1, signal, stdout, stderr, wallMs });
