@@ -6,7 +6,7 @@
 import type { Writable } from 'node:stream';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { MetaStore } from '../meta/store.js';
+import { MetaStore, isConnectionError } from '../meta/store.js';
 import { assertSchemaCurrent } from '../meta/migrate.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { isGeoError } from '../util/errors.js';
@@ -60,18 +60,22 @@ export async function withStore<T>(
   const open = () => MetaStore.open(config, { log, applicationName: `geogridfs-${opts.name ?? 'cli'}`, ...(opts.poolSize ? { poolSize: opts.poolSize } : {}) });
   let store: MetaStore;
   for (let attempt = 0; ; attempt++) {
+    let opened: MetaStore | null = null;
     try {
-      store = await open();
+      opened = await open();
+      if (opts.checkSchema !== false) await assertSchemaCurrent(opened);
+      store = opened;
       break;
     } catch (err) {
-      // a daemon started before its database (boot order, a restart) waits for it instead of exiting
-      if (!opts.waitForDatabase || !isGeoError(err) || err.code !== 'DB_UNREACHABLE' || io.signal?.aborted) throw err;
-      log.warn({ err: err.message }, 'database not reachable yet; retrying');
+      await opened?.close().catch(() => undefined);
+      // a daemon started before its database (boot order, a restart, a server shutting down) waits for it instead of exiting
+      const down = (isGeoError(err) && err.code === 'DB_UNREACHABLE') || isConnectionError(err);
+      if (!opts.waitForDatabase || !down || io.signal?.aborted) throw err;
+      log.warn({ err: (err as Error).message }, 'database not reachable yet; retrying');
       await new Promise((r) => setTimeout(r, Math.min(10_000, 500 * 2 ** attempt)));
     }
   }
   try {
-    if (opts.checkSchema !== false) await assertSchemaCurrent(store);
     return await fn(store, config, log);
   } finally {
     await store.close();
