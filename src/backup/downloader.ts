@@ -13,6 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import path from 'node:path';
 import { ApiClient, HttpError, ThrottledError } from './api-client.js';
 import { statePaths } from './local-state.js';
+import { FsyncPool } from './fsync-pool.js';
 
 export interface RemoteFile {
   id: number;
@@ -121,6 +122,14 @@ export class Downloader {
   }
 
   private partialDirReady = false;
+  /** fsyncs run on worker threads: they do not hold the libuv pool the other file operations need */
+  private readonly fsyncs = new FsyncPool(8);
+
+  /** Stop the fsync workers (after the last download). */
+  async close(): Promise<void> {
+    await this.fsyncs.close();
+  }
+
   /**
    * HTTP downloads allowed at once. Only the transfer holds a slot: the
    * verification, fsync and rename of a finished file overlap the next
@@ -221,6 +230,11 @@ export class Downloader {
             }),
             writerTo(fh),
           );
+        } catch (err) {
+          // the server allows fewer downloads at once than we run: stay under its limit from now
+          // on (lowered before this slot is freed, so that no waiting download starts meanwhile)
+          if (err instanceof ThrottledError && err.maxConcurrent !== null) this.limit = Math.min(this.limit, err.maxConcurrent);
+          throw err;
         } finally {
           this.release();
         }
@@ -240,7 +254,7 @@ export class Downloader {
       await fh.chmod(f.mode & 0o7777);
       const mtime = f.mtimeUs / 1e6;
       await fh.utimes(mtime, mtime);
-      await fh.sync();
+      await this.fsyncs.fsync(fh.fd);
       const st = await fh.stat({ bigint: true });
       if (this.freeSample) this.freeSample.writtenSince += f.size;
       return { stamp: { s: Number(st.size), m: String(st.mtimeNs) } };
@@ -272,8 +286,6 @@ export class Downloader {
         });
       } catch (err) {
         if (err instanceof IntegrityError && ++integrityFailures < 2) throw Object.assign(err, { code: 'ECONNRESET' });
-        // the server allows fewer downloads at once than we run: stay under its limit from now on
-        if (err instanceof ThrottledError && err.maxConcurrent !== null) this.limit = Math.min(this.limit, err.maxConcurrent);
         throw err;
       } finally {
         this.reserved -= reserved;

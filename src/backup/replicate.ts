@@ -185,6 +185,7 @@ export class Replicator {
       }
     } finally {
       if (progressTimer) clearInterval(progressTimer);
+      await this.downloader.close();
       await this.index?.close();
       await release();
       this.summary.seconds = (performance.now() - started) / 1000;
