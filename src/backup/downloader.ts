@@ -241,21 +241,23 @@ export class Downloader {
       } else {
         fh = await open(part, 'r+');
       }
-      const size = (await fh.stat()).size;
+      // one fstat serves the size check and the index stamp (taken after futimes; the
+      // size is checked before anything is renamed, so the order is safe)
+      const sum = hash ? hash.digest('hex') : await sha256File(part);
+      await fh.chmod(f.mode & 0o7777);
+      const mtime = f.mtimeUs / 1e6;
+      await fh.utimes(mtime, mtime);
+      const st = await fh.stat({ bigint: true });
+      const size = Number(st.size);
       if (size !== f.size) {
         if (size > f.size) await rm(part, { force: true });
         throw Object.assign(new Error(`${f.path}: got ${size} of ${f.size} bytes`), { code: 'ECONNRESET' }); // transient: resume
       }
-      const sum = hash ? hash.digest('hex') : await sha256File(part);
       if (sum !== f.checksum) {
         await rm(part, { force: true });
         throw new IntegrityError(`${f.path}: downloaded content has sha256 ${sum}, expected ${f.checksum}`);
       }
-      await fh.chmod(f.mode & 0o7777);
-      const mtime = f.mtimeUs / 1e6;
-      await fh.utimes(mtime, mtime);
       await this.fsyncs.fsync(fh.fd);
-      const st = await fh.stat({ bigint: true });
       if (this.freeSample) this.freeSample.writtenSince += f.size;
       return { stamp: { s: Number(st.size), m: String(st.mtimeNs) } };
     } finally {
