@@ -3,6 +3,7 @@
  * Counts are derived from replicas/backups at query time, never stored.
  */
 import type { Queryable } from './store.js';
+import { backupProgress } from './backups.js';
 
 export interface NodeStats {
   name: string;
@@ -78,22 +79,8 @@ export async function gridStats(db: Queryable): Promise<GridStats> {
             count(*) FILTER (WHERE kept_replicas > replica_target)::bigint AS over
        FROM file_replica_counts GROUP BY class ORDER BY class`,
   );
-  const backupNodes = await db.query<BackupNodeStats & Record<string, unknown>>(
-    `SELECT bn.name, bn.active, extract(epoch FROM now() - bn.last_seen_at)::float8 AS "lastSeenAgeSec",
-            count(b.file_id) FILTER (WHERE b.version = f.version)::bigint AS held,
-            coalesce(sum(f.size) FILTER (WHERE b.version = f.version), 0)::bigint AS "heldBytes",
-            (SELECT count(*) FROM files w WHERE w.deleted_at IS NULL AND w.kind = 'file' AND w.backup_target > 0)::bigint AS wanted,
-            0::bigint AS "behindFiles", 0::bigint AS "behindBytes"
-       FROM backup_nodes bn
-       LEFT JOIN backups b ON b.backup_node_id = bn.id
-       LEFT JOIN files f ON f.id = b.file_id AND f.deleted_at IS NULL
-      GROUP BY bn.id ORDER BY bn.name`,
-  );
-  const wantedBytes = await db.query<{ b: number }>(`SELECT coalesce(sum(size),0)::bigint AS b FROM files WHERE deleted_at IS NULL AND kind = 'file' AND backup_target > 0`);
-  for (const b of backupNodes) {
-    b.behindFiles = Math.max(0, b.wanted - b.held);
-    b.behindBytes = Math.max(0, (wantedBytes[0]?.b ?? 0) - b.heldBytes);
-  }
+  // each backup node's share: the files rendezvous assigns to it (as the API serves them)
+  const backupNodes: BackupNodeStats[] = await backupProgress(db);
   const sum = (k: 'under' | 'at' | 'over') => classes.reduce((a, c) => a + c[k], 0);
   return {
     files: totals!.files,
