@@ -35,7 +35,8 @@ export async function recordHeld(db: Queryable, backupNodeId: number, items: rea
          FROM r LEFT JOIN files f ON f.id = r.id),
      ins AS (
        INSERT INTO backups (file_id, backup_node_id, version, verified_at)
-       SELECT id, $1, version, now() FROM checked WHERE reason IS NULL
+       -- DISTINCT: a batch may name a file twice (an agent retrying a report); ON CONFLICT cannot touch a row twice
+       SELECT DISTINCT id, $1::bigint, version, now() FROM checked WHERE reason IS NULL
        ON CONFLICT (file_id, backup_node_id) DO UPDATE SET version = EXCLUDED.version, verified_at = now()
        RETURNING 1)
      SELECT id, reason FROM checked`,
