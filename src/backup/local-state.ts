@@ -19,6 +19,7 @@ import { mkdir, open, readFile, rename, rm, lstat, type FileHandle } from 'node:
 import path from 'node:path';
 import readline from 'node:readline';
 import { GeoError } from '../util/errors.js';
+import { pidAlive } from '../util/host.js';
 
 export const STATE_DIR = '.geogridfs';
 
@@ -86,15 +87,6 @@ export async function readCursor(folder: string): Promise<number> {
 
 export async function writeCursor(folder: string, seq: number, generation: string | null = null): Promise<void> {
   await writeAtomic(statePaths(folder).cursor, JSON.stringify({ seq, generation, savedAt: new Date().toISOString() }) + '\n');
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**

@@ -6,12 +6,13 @@
  * A TypeScript config is transpiled by esbuild (milliseconds; types only
  * stripped) — the CLI itself is compiled JavaScript.
  */
-import { readFile, access } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { configSchema, type Config } from './schema.js';
 import { GeoError } from '../util/errors.js';
+import { pathExists } from '../util/host.js';
 
 export interface LoadOptions {
   /** explicit --config value */
@@ -27,13 +28,6 @@ export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(env.XDG_DATA_HOME ?? path.join(os.homedir(), '.local', 'share'), 'geogridfs');
 }
 
-async function exists(p: string): Promise<boolean> {
-  return access(p).then(
-    () => true,
-    () => false,
-  );
-}
-
 /** Locate the config file; null when none is configured and ./config.ts is absent. */
 export async function findConfigFile(opts: LoadOptions): Promise<string | null> {
   const env = opts.env ?? process.env;
@@ -41,11 +35,11 @@ export async function findConfigFile(opts: LoadOptions): Promise<string | null> 
   const explicit = opts.configPath ?? env.GEOGRIDFS_CONFIG;
   if (explicit) {
     const p = path.resolve(cwd, explicit);
-    if (!(await exists(p))) throw new GeoError('CONFIG_NOT_FOUND', `config file not found: ${p}`);
+    if (!(await pathExists(p))) throw new GeoError('CONFIG_NOT_FOUND', `config file not found: ${p}`);
     return p;
   }
   const local = path.join(cwd, 'config.ts');
-  return (await exists(local)) ? local : null;
+  return (await pathExists(local)) ? local : null;
 }
 
 /** Import a config module (.ts/.mts transpiled by esbuild, .js/.mjs imported, .json parsed). */

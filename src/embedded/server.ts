@@ -15,10 +15,11 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { open, readFile, writeFile, mkdir, chown, rm, stat, cp, access } from 'node:fs/promises';
+import { open, readFile, writeFile, mkdir, chown, rm, stat, cp } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { GeoError } from '../util/errors.js';
+import { pathExists, pidAlive } from '../util/host.js';
 
 export interface EmbeddedPaths {
   root: string;
@@ -128,7 +129,7 @@ async function usableBinaries(paths: EmbeddedPaths, as: RunAs | null): Promise<B
   const nativeDir = path.dirname(path.dirname(bins.postgres));
   const copy = path.join(paths.root, 'pgsql');
   const marker = path.join(copy, '.complete');
-  if (!(await exists(marker))) {
+  if (!(await pathExists(marker))) {
     await rm(copy, { recursive: true, force: true });
     await cp(nativeDir, copy, { recursive: true, verbatimSymlinks: true });
     await writeFile(marker, nativeDir);
@@ -138,22 +139,6 @@ async function usableBinaries(paths: EmbeddedPaths, as: RunAs | null): Promise<B
     initdb: path.join(copy, 'bin', 'initdb'),
     postgres: path.join(copy, 'bin', 'postgres'),
   };
-}
-
-async function exists(p: string): Promise<boolean> {
-  return access(p).then(
-    () => true,
-    () => false,
-  );
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** The running postmaster's pid and port, from postmaster.pid; null if not running. */
@@ -292,7 +277,7 @@ export async function ensureEmbedded(dataDir: string): Promise<EmbeddedInfo> {
       );
     }
     const bins = await usableBinaries(paths, as);
-    const initialised = await exists(path.join(paths.cluster, 'PG_VERSION'));
+    const initialised = await pathExists(path.join(paths.cluster, 'PG_VERSION'));
     let port = Number(await readFile(paths.portFile, 'utf8').catch(() => '0'));
     if (!initialised || !pw) {
       port = port || (await freePort());

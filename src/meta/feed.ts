@@ -38,20 +38,7 @@ export interface FeedItem {
 }
 
 /** The current state of the file a rename tombstone points at. */
-export interface RenamedTarget {
-  id: number;
-  path: string;
-  kind: 'file' | 'symlink';
-  size: number;
-  mode: number;
-  mtimeUs: number;
-  checksum: string | null;
-  symlinkTarget: string | null;
-  version: number;
-  seq: number;
-  wanted: boolean;
-  backupTarget: number;
-}
+export type RenamedTarget = Omit<FeedItem, 'deleted' | 'renamedTo'>;
 
 export interface FeedPage {
   items: FeedItem[];
