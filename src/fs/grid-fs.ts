@@ -268,11 +268,7 @@ export class GridFs {
       this.clearReplicas();
       return;
     }
-    // Our own changes already updated this cache when they committed (the
-    // commit stores the new row): dropping it again on the echo sent every
-    // stat after a create back to PostgreSQL (bench: 88 % of stats).
-    const own = change.origin !== undefined && change.origin === this.origin;
-    for (const p of own ? [] : (change.paths ?? [])) {
+    for (const p of change.paths ?? []) {
       this.forgetReplicas(p);
       this.cache.invalidate(p);
     }
