@@ -27,6 +27,11 @@ export async function localStat(p: string): Promise<LocalStat> {
   }
 }
 
+/** Where the copy an index entry describes sits now (its path, or the displaced area). */
+export function copyPathOf(folder: string, e: IndexEntry): string | null {
+  return e.h ? path.join(statePaths(folder).displaced, String(e.id)) : localPathOf(folder, e.p);
+}
+
 /** True when the local file is exactly what the agent left there (size and mtime as recorded). */
 export function isOurs(st: LocalStat, e: IndexEntry | undefined): boolean {
   if (!e || !st.exists) return false;
@@ -73,6 +78,22 @@ async function moveUnder(folder: string, kind: 'trash' | 'aside', vpath: string,
 export const moveToTrash = (folder: string, vpath: string, local: string) => moveUnder(folder, 'trash', vpath, local);
 export const moveAside = (folder: string, vpath: string, local: string) => moveUnder(folder, 'aside', vpath, local);
 
+/**
+ * Rename `src` to `dest`, creating dest's folders (again, when another task
+ * pruned an emptied folder meanwhile).
+ */
+export async function moveInto(src: string, dest: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    await mkdir(path.dirname(dest), { recursive: true });
+    try {
+      await rename(src, dest);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 2 || !(await localStat(src)).exists) throw err;
+    }
+  }
+}
+
 export async function removeLocal(folder: string, local: string): Promise<void> {
   const s = await lstat(local).catch(() => null);
   if (s?.isDirectory()) return; // never a folder
@@ -81,17 +102,18 @@ export async function removeLocal(folder: string, local: string): Promise<void> 
 }
 
 /**
- * Make sure the folders above `vpath` exist locally. A file (or symlink) the
- * grid now has as a folder is moved aside first; `onAside` is told where.
+ * Make sure the folders above `vpath` exist locally. A file (or symlink) at
+ * a path where the grid now has a folder is handed to `inTheWay`, which must
+ * move it away.
  */
-export async function ensureParents(folder: string, vpath: string, onAside: (vp: string, where: string) => void): Promise<void> {
+export async function ensureParents(folder: string, vpath: string, inTheWay: (vp: string, local: string) => Promise<void>): Promise<void> {
   const parts = vpath.split('/').slice(1, -1);
   let vp = '';
   for (const part of parts) {
     vp += '/' + part;
     const local = onNode(folder, vp);
     const st = await localStat(local);
-    if (st.exists && (st.isFile || st.isSymlink)) onAside(vp, await moveAside(folder, vp, local));
+    if (st.exists && (st.isFile || st.isSymlink)) await inTheWay(vp, local);
     if (!st.exists || st.isFile || st.isSymlink) await mkdir(local, { recursive: true });
   }
 }

@@ -3,7 +3,10 @@
  * and bring the backup folder in step.
  *
  * Per feed page: every item becomes a task; tasks touching the same local
- * path run in seq order, the rest with bounded concurrency. The cursor
+ * path or file id run in seq order, the rest with bounded concurrency. What
+ * the agent holds is tracked by grid file id (stable across renames, also
+ * folder renames, which the feed shows only as each file's new path): an
+ * item for a known id moves or deletes our copy wherever we hold it. The cursor
  * advances only to the last seq before the first item not done (failed, or
  * left because of the free-space floor or a long throttle), and only after
  * the page's held files were reported — so a crash or a stop never skips
@@ -20,8 +23,8 @@ import { silentLogger } from '../util/log.js';
 import type { FeedItem, FeedPage } from '../meta/feed.js';
 import { ApiClient, ThrottledError, HttpError } from './api-client.js';
 import { Downloader, FreeSpaceError, SupersededError, sha256File } from './downloader.js';
-import { LocalIndex, readCursorState, takeLock, writeCursor, type IndexEntry } from './local-state.js';
-import { ensureParents, isOurs, localPathOf, localStat, moveAside, moveToTrash, pruneEmpty, removeLocal, stamp } from './local-files.js';
+import { LocalIndex, migrateIndex, readCursorState, statePaths, takeLock, writeCursor, type IndexEntry } from './local-state.js';
+import { copyPathOf, ensureParents, moveInto, isOurs, localPathOf, localStat, type LocalStat, moveAside, moveToTrash, pruneEmpty, removeLocal, stamp } from './local-files.js';
 
 export type DeletionPolicy = 'keep' | 'trash' | 'delete';
 
@@ -49,6 +52,8 @@ export interface ReplicateSummary {
   unchanged: number;
   deleted: number;
   keptAside: number;
+  /** copies of ours moved out of the way of another file, to be placed by their own later feed item */
+  displaced: number;
   /** items that changed again before they could be fetched (a later feed entry covers them) */
   superseded: number;
   failed: number;
@@ -117,7 +122,7 @@ export class Replicator {
   private readonly knownDirs = new Set<string>();
   readonly summary: ReplicateSummary = {
     pages: 0, items: 0, downloaded: 0, bytes: 0, resumed: 0, renamed: 0, adopted: 0, unchanged: 0, deleted: 0,
-    keptAside: 0, superseded: 0, failed: 0, held: 0, heldRejected: 0, cursorBefore: 0, cursorAfter: 0, rescanned: false, stoppedBy: null, seconds: 0,
+    keptAside: 0, displaced: 0, superseded: 0, failed: 0, held: 0, heldRejected: 0, cursorBefore: 0, cursorAfter: 0, rescanned: false, stoppedBy: null, seconds: 0,
   };
 
   constructor(private readonly opts: ReplicateOptions) {
@@ -131,6 +136,13 @@ export class Replicator {
     const release = await takeLock(this.opts.folder);
     const progressTimer = this.opts.onProgress ? setInterval(() => this.opts.onProgress!(this.summary), 1000) : null;
     try {
+      const migrated = await migrateIndex(this.opts.folder);
+      if (migrated) {
+        // the old index was keyed by path: read the whole feed once to settle what it missed
+        this.summary.rescanned = true;
+        this.log.info({ entries: migrated.entries, untracked: migrated.untracked.length }, 'local index converted to file ids; reading the change feed again from the start');
+        if (migrated.untracked.length) this.log.warn({ paths: migrated.untracked.slice(0, 20) }, 'copies of a file already held at another path: left in place, no longer tracked');
+      }
       const state = await readCursorState(this.opts.folder);
       let cursor = state.seq;
       let generation = state.generation;
@@ -198,32 +210,26 @@ export class Replicator {
     // more items in progress than downloads: a finished file's verification, fsync and
     // rename overlap the next transfers (the Downloader holds the network to `concurrency`)
     const queue = new KeyedQueue(this.opts.concurrency * ITEMS_PER_DOWNLOAD);
-    const inPage = new Set(items.filter((i) => !i.deleted).map((i) => i.id));
-    // rename sources per moved file id: tombstones of this page pointing at it
-    const sources = new Map<number, string[]>();
-    for (const i of items) {
-      if (i.deleted && i.renamedTo) sources.set(i.renamedTo.id, [...(sources.get(i.renamedTo.id) ?? []), i.path]);
-    }
+    const index = this.index!;
     const tasks = items.map((item) => {
       this.summary.items++;
+      // Work is by file id: a feed item is the file's latest state, and the index says
+      // where (under which path) we hold that id. A rename tombstone is a row of its own
+      // (an id never held): the moved file's own item, always later in the feed, moves
+      // our copy; a subtree move carries no per-file rename at all and needs none.
+      // Tasks touching the same local path (where the item goes, where we hold it) or
+      // the same id run in seq order.
+      const held = index.get(item.id);
+      const gone = item.deleted || !item.wanted;
       let keys: string[];
       let fn: () => Promise<void>;
-      if (!item.deleted && item.wanted) {
-        const src = sources.get(item.id) ?? [];
-        keys = [item.path, ...src];
-        fn = () => this.handleLive(item, src);
-      } else if (item.deleted && item.renamedTo && !inPage.has(item.renamedTo.id)) {
-        // the moved file is not in this page: act on its current state now
-        const t = item.renamedTo;
-        const live: FeedItem = { ...item, id: t.id, path: t.path, kind: t.kind, size: t.size, mode: t.mode, mtimeUs: t.mtimeUs, checksum: t.checksum, symlinkTarget: t.symlinkTarget, version: t.version, deleted: false, wanted: t.wanted, renamedTo: null, seq: item.seq };
-        keys = [t.path, item.path];
-        fn = () => (t.wanted ? this.handleLive(live, [item.path]) : this.handleGone({ ...item, id: t.id }));
-      } else if (item.deleted && item.renamedTo) {
-        keys = [item.path];
-        fn = async () => undefined; // handled by the moved file's own item in this page
+      if (gone && !held) {
+        keys = [];
+        fn = async () => undefined; // not ours (or a rename tombstone): nothing here to change
       } else {
-        keys = [item.path];
-        fn = () => this.handleGone(item);
+        keys = [`p:${item.path}`, `i:${item.id}`];
+        if (held && !held.h && held.p !== item.path) keys.push(`p:${held.p}`);
+        fn = gone ? () => this.handleGone(item) : () => this.handleLive(item);
       }
       return queue.run(keys, async (): Promise<Outcome> => {
         if (this.stop) return 'stopped';
@@ -257,88 +263,152 @@ export class Replicator {
   }
 
   private setEntry(vpath: string, item: FeedItem, st: { s: number; m: string }): void {
-    const e: IndexEntry = { id: item.id, version: item.version, c: item.checksum, s: st.s, m: st.m };
+    const e: IndexEntry = { id: item.id, p: vpath, version: item.version, c: item.checksum, s: st.s, m: st.m };
     if (item.kind === 'symlink') e.t = item.symlinkTarget ?? '';
-    this.index!.set(vpath, e);
+    this.index!.set(e);
   }
 
   private markHeld(item: FeedItem): void {
     if (item.kind === 'file' && item.checksum) this.held.push({ id: item.id, version: item.version, checksum: item.checksum });
   }
 
-  /** A live file or symlink: make the local copy this version. */
-  private async handleLive(item: FeedItem, renameSources: string[]): Promise<void> {
+  /**
+   * Something at `vpath` must make room for another file (or a folder): a
+   * copy of ours (of another file id) is moved to the displaced area, where
+   * its own later feed item finds it; a kept copy (keep policy) goes to the
+   * dated trash; anything else is kept aside and reported.
+   */
+  private async makeRoom(vpath: string, local: string, why: string): Promise<void> {
+    const st = await localStat(local);
+    if (!st.exists) return;
+    const index = this.index!;
+    const e = index.atPath(vpath);
+    if (e && isOurs(st, e)) {
+      if (e.k) {
+        await moveToTrash(this.opts.folder, vpath, local);
+        index.delete(e.id);
+        this.log.info({ path: vpath }, 'a kept copy of a deleted file moved to the trash to make room');
+        return;
+      }
+      const to = path.join(statePaths(this.opts.folder).displaced, String(e.id));
+      await mkdir(path.dirname(to), { recursive: true });
+      await rename(local, to);
+      index.set({ ...e, h: 1 });
+      this.summary.displaced++;
+      return;
+    }
+    if (e) index.delete(e.id); // changed by someone else since we left it: no longer ours
+    const where = await moveAside(this.opts.folder, vpath, local); // a file, a symlink or a whole folder
+    this.summary.keptAside++;
+    this.problems.push({ kind: 'backup-mismatch', path: vpath, detail: `${why}; kept aside at ${path.relative(this.opts.folder, where)}` });
+    this.log.warn({ path: vpath, aside: where }, 'local file differs from the grid: kept aside');
+  }
+
+  /**
+   * Where the copy of `e` is: its recorded place, or the displaced area when
+   * a run stopped between moving it there and saving the index.
+   */
+  private async locate(e: IndexEntry): Promise<{ e: IndexEntry; src: string | null; st: LocalStat }> {
+    const src = copyPathOf(this.opts.folder, e);
+    const st = src ? await localStat(src) : ({ exists: false } as const);
+    if (!e.h && !isOurs(st, e)) {
+      const displaced: IndexEntry = { ...e, h: 1 };
+      const alt = copyPathOf(this.opts.folder, displaced)!;
+      const ast = await localStat(alt);
+      if (isOurs(ast, displaced)) return { e: displaced, src: alt, st: ast };
+    }
+    return { e, src, st };
+  }
+
+  /** Give our copy at `local` the item's mode and mtime when they changed on the grid without new content. */
+  private async settleAttributes(item: FeedItem, local: string, st: Awaited<ReturnType<typeof localStat>>, e: IndexEntry): Promise<void> {
+    if (!st.exists) return;
+    let touched = false;
+    if ((st.mode & 0o7777) !== (item.mode & 0o7777)) {
+      await chmod(local, item.mode & 0o7777);
+      touched = true;
+    }
+    const drift = BigInt(st.mtimeNs) - BigInt(item.mtimeUs) * 1000n;
+    if (drift > 1000n || drift < -1000n) {
+      await utimes(local, item.mtimeUs / 1e6, item.mtimeUs / 1e6);
+      touched = true;
+    }
+    if (touched) this.setEntry(item.path, item, await stamp(local));
+    else if (e.version !== item.version || e.k) this.setEntry(item.path, item, { s: e.s, m: e.m });
+  }
+
+  /** A live file or symlink: make the local copy at its path this version, moving ours from where we hold it. */
+  private async handleLive(item: FeedItem): Promise<void> {
     const local = localPathOf(this.opts.folder, item.path);
     if (!local) {
       this.problems.push({ kind: 'other', path: item.path, detail: 'path collides with the backup agent\'s state folder; not backed up' });
       return;
     }
+    const index = this.index!;
     const parent = path.dirname(item.path);
     if (!this.knownDirs.has(parent)) {
-      await ensureParents(this.opts.folder, item.path, (vp, where) => {
-      this.index!.delete(vp);
-      this.summary.keptAside++;
-        this.problems.push({ kind: 'backup-mismatch', path: vp, detail: `a local file where the grid has a folder; kept aside at ${path.relative(this.opts.folder, where)}` });
-      });
+      await ensureParents(this.opts.folder, item.path, (vp, where) => this.makeRoom(vp, where, 'a local file where the grid has a folder'));
       this.knownDirs.add(parent);
     }
-    const index = this.index!;
+    // another file of ours at this path (it was moved or deleted on the grid): out of the way
+    const occupant = index.atPath(item.path);
+    if (occupant && occupant.id !== item.id) await this.makeRoom(item.path, local, 'in the way of a file of the grid');
+
     let st = await localStat(local);
-    let e = index.get(item.path);
+    let e = index.get(item.id);
+    let moved = false;
+
+    // our copy of this file is elsewhere (renamed on the grid, its folder renamed, or displaced): move it here
+    if (e && (e.h || e.p !== item.path)) {
+      const found = await this.locate(e);
+      e = found.e;
+      const src = found.src;
+      const sst = found.st;
+      if (src && isOurs(sst, e) && (item.kind === 'symlink') === (e.t !== undefined)) {
+        if (st.exists) await this.makeRoom(item.path, local, 'in the way of a renamed file');
+        await moveInto(src, local);
+        if (!e.h) await pruneEmpty(this.opts.folder, path.dirname(src));
+        e = { ...e, p: item.path };
+        delete e.h;
+        index.set(e);
+        this.summary.renamed++;
+        moved = true;
+        st = await localStat(local);
+      } else {
+        if (sst.exists && src && !e.h) {
+          if (isOurs(sst, e)) await removeLocal(this.opts.folder, src); // a symlink that became a file or back: made anew below
+          else this.problems.push({ kind: 'backup-mismatch', path: e.p, detail: `renamed on the grid to ${item.path}; the local copy differs and was left where it is` });
+        }
+        index.delete(item.id);
+        e = undefined;
+      }
+    }
 
     if (item.kind === 'symlink') {
       if (st.exists && st.isSymlink && (await readlink(local)) === item.symlinkTarget) {
-        this.setEntry(item.path, item, await stamp(local));
-        this.summary.unchanged++;
+        if (!e || e.k || e.version !== item.version || e.t !== item.symlinkTarget) this.setEntry(item.path, item, await stamp(local));
+        if (!moved) this.summary.unchanged++;
       } else {
-        if (st.exists) await this.clearForeign(item.path, local, st, e, 'replaced by a symlink on the grid');
+        if (st.exists) {
+          if (e && isOurs(st, e)) await removeLocal(this.opts.folder, local);
+          else await this.makeRoom(item.path, local, 'replaced by a symlink on the grid');
+        }
         await mkdir(path.dirname(local), { recursive: true });
         await symlink(item.symlinkTarget ?? '', local);
         this.setEntry(item.path, item, await stamp(local));
         this.summary.downloaded++;
       }
-      await this.retireSources(item, renameSources, local);
       return;
     }
 
     // 1. already here (mode or mtime may have changed on the grid without new content)
-    if (isOurs(st, e) && e!.c === item.checksum && st.exists) {
-      let touched = false;
-      if ((st.mode & 0o7777) !== (item.mode & 0o7777)) {
-        await chmod(local, item.mode & 0o7777);
-        touched = true;
-      }
-      const drift = BigInt(st.mtimeNs) - BigInt(item.mtimeUs) * 1000n;
-      if (drift > 1000n || drift < -1000n) {
-        await utimes(local, item.mtimeUs / 1e6, item.mtimeUs / 1e6);
-        touched = true;
-      }
-      if (touched) this.setEntry(item.path, item, await stamp(local));
-      else if (e!.id !== item.id || e!.version !== item.version) this.setEntry(item.path, item, { s: e!.s, m: e!.m });
-      this.summary.unchanged++;
+    if (e && isOurs(st, e) && e.c === item.checksum) {
+      await this.settleAttributes(item, local, st, e);
+      if (!moved) this.summary.unchanged++;
       this.markHeld(item);
-      await this.retireSources(item, renameSources, local);
       return;
     }
-    // 2. renamed on the grid: move our copy instead of downloading
-    for (const src of renameSources) {
-      const srcLocal = localPathOf(this.opts.folder, src);
-      const se = index.get(src);
-      if (!srcLocal || !se || se.id !== item.id || se.c !== item.checksum) continue;
-      const sst = await localStat(srcLocal);
-      if (!isOurs(sst, se)) continue;
-      if (st.exists) await this.clearForeign(item.path, local, st, e, 'in the way of a renamed file');
-      await mkdir(path.dirname(local), { recursive: true });
-      await rename(srcLocal, local);
-      await pruneEmpty(this.opts.folder, path.dirname(srcLocal));
-      index.delete(src);
-      this.setEntry(item.path, item, { s: se.s, m: se.m });
-      this.summary.renamed++;
-      this.markHeld(item);
-      await this.retireSources(item, renameSources, local);
-      return;
-    }
-    // 3. a local file we did not leave (or changed since): adopt it when identical, else keep it aside
+    // 2. a local file we did not leave (or changed since): adopt it when identical, else keep it aside
     if (st.exists && !isOurs(st, e)) {
       if (st.isFile && st.size === item.size && (await sha256File(local)) === item.checksum) {
         await chmod(local, item.mode & 0o7777);
@@ -346,14 +416,11 @@ export class Replicator {
         this.setEntry(item.path, item, await stamp(local));
         this.summary.adopted++;
         this.markHeld(item);
-        await this.retireSources(item, renameSources, local);
         return;
       }
-      await this.clearForeign(item.path, local, st, e, 'the local copy differs from the grid\'s');
-      st = { exists: false };
-      e = undefined;
+      await this.makeRoom(item.path, local, 'the local copy differs from the grid\'s');
     }
-    // 4. download (over our own older copy, if any)
+    // 3. download (over our own older copy, if any)
     let r;
     try {
       r = await this.downloader.download({ id: item.id, path: item.path, size: item.size, checksum: item.checksum!, mode: item.mode, mtimeUs: item.mtimeUs }, local);
@@ -369,65 +436,53 @@ export class Replicator {
     this.setEntry(item.path, item, r.stamp);
     this.summary.downloaded++;
     this.markHeld(item);
-    await this.retireSources(item, renameSources, local);
   }
 
-  /** Move a local file that is not ours (or is an old copy) out of the way, reporting it when it was not ours. */
-  private async clearForeign(vpath: string, local: string, st: Awaited<ReturnType<typeof localStat>>, e: IndexEntry | undefined, why: string): Promise<void> {
-    if (!st.exists) return;
-    if (isOurs(st, e)) {
-      await removeLocal(this.opts.folder, local);
-      this.index!.delete(vpath);
+  /**
+   * A deleted (or no longer wanted) file: apply the deletion policy to our
+   * copy, wherever we hold it (the grid's last path may differ from ours:
+   * its folder was renamed since, or it was displaced). Trash and kept
+   * copies go under the grid's last path (a kept copy to the trash when
+   * another file is at that path).
+   */
+  private async handleGone(item: FeedItem): Promise<void> {
+    const index = this.index!;
+    const held = index.get(item.id);
+    if (!held || held.k) return; // not ours, or already kept
+    const { e, src: local, st } = await this.locate(held);
+    if (!local || !isOurs(st, e)) {
+      if (st.exists) this.problems.push({ kind: 'backup-mismatch', path: e.p, detail: 'deleted on the grid; the local copy differs and was kept' });
+      index.delete(item.id);
       return;
     }
-    const where = await moveAside(this.opts.folder, vpath, local); // a file, a symlink or a whole folder
-    this.index!.delete(vpath);
-    this.summary.keptAside++;
-    this.problems.push({ kind: 'backup-mismatch', path: vpath, detail: `${why}; kept aside at ${path.relative(this.opts.folder, where)}` });
-    this.log.warn({ path: vpath, aside: where }, 'local file differs from the grid: kept aside');
-  }
-
-  /** After the moved file is in place: the old paths' copies (still ours) are no longer needed. */
-  private async retireSources(item: FeedItem, renameSources: string[], dest: string): Promise<void> {
-    for (const src of renameSources) {
-      const srcLocal = localPathOf(this.opts.folder, src);
-      const se = this.index!.get(src);
-      if (!srcLocal || srcLocal === dest || !se || se.id !== item.id) continue;
-      const sst = await localStat(srcLocal);
-      if (!isOurs(sst, se)) {
-        this.index!.delete(src);
-        continue;
-      }
-      if (se.c === item.checksum) await removeLocal(this.opts.folder, srcLocal); // a duplicate of what is now at dest
-      else await this.applyDeletion(src, srcLocal); // an older content version: the deletion policy decides
-      this.index!.delete(src);
-    }
-  }
-
-  private async applyDeletion(vpath: string, local: string): Promise<void> {
     switch (this.opts.deletion) {
-      case 'keep':
+      case 'keep': {
+        // kept where the grid last had it (its folder may have been renamed since we placed it)
+        const last = localPathOf(this.opts.folder, item.path);
+        if (!e.h && e.p === item.path) {
+          index.set({ ...e, k: 1 });
+        } else if (last && !index.atPath(item.path) && !(await localStat(last)).exists) {
+          await moveInto(local, last);
+          if (!e.h) await pruneEmpty(this.opts.folder, path.dirname(local));
+          const kept: IndexEntry = { ...e, p: item.path, k: 1 };
+          delete kept.h;
+          index.set(kept);
+        } else {
+          await moveToTrash(this.opts.folder, item.path, local); // another file is there now
+          index.delete(item.id);
+        }
         break;
+      }
       case 'trash':
-        await moveToTrash(this.opts.folder, vpath, local);
+        await moveToTrash(this.opts.folder, item.path, local);
+        index.delete(item.id);
         break;
       case 'delete':
         await removeLocal(this.opts.folder, local);
+        index.delete(item.id);
         break;
     }
     this.summary.deleted++;
-  }
-
-  /** A deleted (or no longer wanted) file: apply the deletion policy to our copy. */
-  private async handleGone(item: FeedItem): Promise<void> {
-    const local = localPathOf(this.opts.folder, item.path);
-    if (!local) return;
-    const e = this.index!.get(item.path);
-    if (!e || e.id !== item.id) return; // not ours, or a newer file at that path
-    const st = await localStat(local);
-    if (isOurs(st, e)) await this.applyDeletion(item.path, local);
-    else if (st.exists) this.problems.push({ kind: 'backup-mismatch', path: item.path, detail: 'deleted on the grid; the local copy differs and was kept' });
-    this.index!.delete(item.path);
   }
 
   /** Report held files and problems in batches (before the cursor moves). */

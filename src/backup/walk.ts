@@ -98,7 +98,7 @@ export async function walkBackup(opts: WalkOptions): Promise<WalkSummary> {
         const vpath = vdir === '/' ? `/${ent.name}` : `${vdir}/${ent.name}`;
         summary.files++;
         const st = await localStat(local);
-        if (isOurs(st, index.get(vpath))) {
+        if (isOurs(st, index.atPath(vpath))) {
           summary.skipped++;
           continue;
         }
@@ -112,7 +112,8 @@ export async function walkBackup(opts: WalkOptions): Promise<WalkSummary> {
         const sum = await sha256File(local);
         summary.hashedBytes += before.s;
         if (sum === sf.checksum && before.s === sf.size) {
-          index.set(vpath, { id: sf.id, version: sf.version, c: sum, ...before });
+          // (a copy of this id recorded at another path stays there, untracked: a walk never deletes)
+          index.set({ id: sf.id, p: vpath, version: sf.version, c: sum, ...before });
           summary.matched++;
           if (sf.wanted) held.push({ id: sf.id, version: sf.version, checksum: sum });
         } else {

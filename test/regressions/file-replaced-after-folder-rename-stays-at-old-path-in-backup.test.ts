@@ -1,18 +1,15 @@
 /**
- * Found by the soak (OPEN, owner: backup agent): a file backed up at /d/a
- * whose folder is then renamed (/d -> /e, a subtree move: no per-file rename
- * in the feed) and which is then replaced by another file renamed over /e/a
- * stays in the backup at /d/a for ever (deletion policy "delete"): the
- * agent's index is keyed by path, and the tombstone names /e/a, where the
- * agent never had it. Marked todo until fixed (GEOGRIDFS_FAULTS_STRICT=1 or
- * the full form make it a failure).
+ * Found by the soak (fixed, backup agent): a file backed up at /d/a whose
+ * folder is then renamed (/d -> /e, a subtree move: no per-file rename in the
+ * feed) and which is then replaced by another file renamed over /e/a stayed
+ * in the backup at /d/a for ever (deletion policy "delete"): the agent's index
+ * was keyed by path, and the tombstone names /e/a, where the agent never had
+ * it. The agent now tracks what it holds by file id.
  */
 import t from 'tap';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { backupSetup, faultGrid, scanTree } from '../faults/lib.js';
-
-const KNOWN = process.env.GEOGRIDFS_FAULTS === 'full' || process.env.GEOGRIDFS_FAULTS_STRICT ? {} : { todo: 'open: the backup agent follows deletions by path, not by file id' };
 
 t.test('the backup follows renames and deletes made through the mount', async (t) => {
   const g = await faultGrid(t, { nodes: 2 });
@@ -32,6 +29,6 @@ t.test('the backup follows renames and deletes made through the mount', async (t
   t.equal(second.code, 0, 'second backup run', { out: second.stdout + second.stderr });
   const grid = await scanTree(m.mountpoint);
   const backup = await scanTree(bk.folder);
-  t.same([...backup.files.keys()].sort(), [...grid.files.keys()].sort(), 'the backup holds exactly the paths of the grid', { out: second.stdout, ...KNOWN });
+  t.same([...backup.files.keys()].sort(), [...grid.files.keys()].sort(), 'the backup holds exactly the paths of the grid', { out: second.stdout });
   for (const [p, h] of grid.files) t.equal(backup.files.get(p), h, `${p} has the grid's bytes`);
 });
