@@ -153,24 +153,63 @@ export async function releaseClaims(db: Queryable, fileIds: readonly number[], n
   if (fileIds.length) await db.query('DELETE FROM copy_claims WHERE file_id = ANY($1::bigint[]) AND node_id = $2 AND holder = $3', [fileIds, nodeId, holder]);
 }
 
+/** A copy to record: the file, the version copied and where its bytes are on the node. */
+export interface CopyRecord {
+  fileId: number;
+  version: number;
+  nodePath: string;
+  /**
+   * record only if the file is still live at `nodePath` (default false: the
+   * row is recorded whatever happened, and a renamed or deleted file gets a
+   * node_work entry from the trigger)
+   */
+  strict?: boolean;
+}
+
+/** A strict copy not recorded: the file is no longer live at the path copied to. */
+export interface CopyMismatch {
+  fileId: number;
+  nodePath: string;
+  /** the file's path now (its last path when deleted; null when the row is gone) */
+  currentPath: string | null;
+  deleted: boolean;
+}
+
 /**
  * Record finished, verified, renamed copies and drop their claims, in one
- * transaction (rows locked in id order). A replica keeps the copied version
- * (stale if the file changed meanwhile: it will be refreshed); a deleted or
- * renamed file gets a node_work entry from the trigger and is cleaned up.
+ * transaction (rows locked in id order, so a rename or delete of the file
+ * commits either before, and is seen here, or after, and then moves or
+ * deletes the recorded row with the file). A replica keeps the copied version
+ * (stale if the file changed meanwhile: it will be refreshed). A strict copy
+ * whose file was renamed or deleted meanwhile is not recorded (its claim
+ * stays) and is returned, for the caller to move or remove its bytes.
  */
-export async function recordCopies(store: MetaStore, nodeId: number, holder: string, copies: readonly { fileId: number; version: number; nodePath: string }[]): Promise<void> {
-  if (!copies.length) return;
+export async function recordCopies(store: MetaStore, nodeId: number, holder: string, copies: readonly CopyRecord[]): Promise<CopyMismatch[]> {
+  if (!copies.length) return [];
   const sorted = [...copies].sort((a, b) => a.fileId - b.fileId);
-  await store.txn(async (tx) => {
-    await tx.query('SELECT 1 FROM files WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE', [sorted.map((c) => c.fileId)]);
-    await tx.query(
-      `INSERT INTO replicas (file_id, node_id, version, path, verified_at)
-       SELECT u.f, $1, u.v, u.p, now() FROM unnest($2::bigint[], $3::bigint[], $4::text[]) AS u(f, v, p)
-       ON CONFLICT (file_id, node_id) DO UPDATE SET version = EXCLUDED.version, path = EXCLUDED.path, verified_at = now()`,
-      [nodeId, sorted.map((c) => c.fileId), sorted.map((c) => c.version), sorted.map((c) => c.nodePath)],
+  return store.txn(async (tx) => {
+    const rows = await tx.query<{ id: number; path: string; deleted: boolean }>(
+      'SELECT id, path, (deleted_at IS NOT NULL) AS deleted FROM files WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE',
+      [sorted.map((c) => c.fileId)],
     );
-    await tx.query('DELETE FROM copy_claims WHERE file_id = ANY($1::bigint[]) AND node_id = $2 AND holder = $3', [sorted.map((c) => c.fileId), nodeId, holder]);
+    const now = new Map(rows.map((r) => [Number(r.id), r]));
+    const mismatched: CopyMismatch[] = [];
+    const ok: CopyRecord[] = [];
+    for (const c of sorted) {
+      const f = now.get(c.fileId);
+      if (c.strict && (!f || f.deleted || f.path !== c.nodePath)) mismatched.push({ fileId: c.fileId, nodePath: c.nodePath, currentPath: f?.path ?? null, deleted: f?.deleted ?? true });
+      else if (f) ok.push(c);
+    }
+    if (ok.length) {
+      await tx.query(
+        `INSERT INTO replicas (file_id, node_id, version, path, verified_at)
+         SELECT u.f, $1, u.v, u.p, now() FROM unnest($2::bigint[], $3::bigint[], $4::text[]) AS u(f, v, p)
+         ON CONFLICT (file_id, node_id) DO UPDATE SET version = EXCLUDED.version, path = EXCLUDED.path, verified_at = now()`,
+        [nodeId, ok.map((c) => c.fileId), ok.map((c) => c.version), ok.map((c) => c.nodePath)],
+      );
+      await tx.query('DELETE FROM copy_claims WHERE file_id = ANY($1::bigint[]) AND node_id = $2 AND holder = $3', [ok.map((c) => c.fileId), nodeId, holder]);
+    }
+    return mismatched;
   });
 }
 
@@ -194,12 +233,17 @@ export interface NodeWorkItem {
   nodePath: string | null;
   filePath: string;
   deleted: boolean;
+  /** the replica is of the file's current version (then the file's size and mtime are its bytes') */
+  current: boolean;
+  size: number;
+  mtimeUs: number;
 }
 
 /** This node's pending deletes/renames (index node_work pkey), after `afterFileId`. */
 export async function nodeWork(db: Queryable, nodeId: number, afterFileId: number, limit: number): Promise<NodeWorkItem[]> {
   return db.query<NodeWorkItem & Record<string, unknown>>(
-    `SELECT w.file_id AS "fileId", r.path AS "nodePath", f.path AS "filePath", (f.deleted_at IS NOT NULL) AS deleted
+    `SELECT w.file_id AS "fileId", r.path AS "nodePath", f.path AS "filePath", (f.deleted_at IS NOT NULL) AS deleted,
+            coalesce(r.version = f.version, false) AS current, f.size, f.mtime_us AS "mtimeUs"
        FROM node_work w JOIN files f ON f.id = w.file_id
        LEFT JOIN replicas r ON r.file_id = w.file_id AND r.node_id = w.node_id
       WHERE w.node_id = $1 AND w.file_id > $2 ORDER BY w.file_id LIMIT $3`,
@@ -214,6 +258,16 @@ export async function pathTakenOnNode(db: Queryable, nodeId: number, nodePath: s
       WHERE r.node_id = $1 AND r.path = $2 AND r.file_id <> $3 AND f.deleted_at IS NULL LIMIT 1`,
     [nodeId, nodePath, exceptFileId],
   );
+  return rows.length > 0;
+}
+
+/**
+ * Any replica row on this node other than `exceptFileId`'s sits at `nodePath`
+ * (a live file's, or a deleted or renamed file's whose bytes are still to be
+ * removed or moved by node_work).
+ */
+export async function pathHeldOnNode(db: Queryable, nodeId: number, nodePath: string, exceptFileId: number): Promise<boolean> {
+  const rows = await db.query('SELECT 1 FROM replicas WHERE node_id = $1 AND path = $2 AND file_id <> $3 LIMIT 1', [nodeId, nodePath, exceptFileId]);
   return rows.length > 0;
 }
 

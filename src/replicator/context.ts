@@ -24,6 +24,16 @@ export interface ReplicatorContext {
   signal: AbortSignal | undefined;
   /** identifies this process in copy claims */
   holder: string;
+  /** test hooks: called between the steps of a copy (tests make races happen there deterministically) */
+  hooks?: ReplicatorHooks;
+}
+
+/** Points in a copy where tests may act (rename or delete through metadata and node folders). */
+export interface ReplicatorHooks {
+  /** the verified temp file is ready; nothing is at the destination yet */
+  afterTempCopy?(file: { id: number; path: string }): Promise<void>;
+  /** the copy is at its destination; not recorded yet */
+  afterPlace?(file: { id: number; path: string }): Promise<void>;
 }
 
 /** Resolve this host's node (config.host.node) in config and metadata; USAGE/NOT_FOUND/IO errors name what is missing. */

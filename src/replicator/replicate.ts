@@ -23,12 +23,12 @@ import { placementNodes, dropReplica, type DropReason } from '../meta/replicas.j
 import { heartbeat } from '../meta/nodes.js';
 import {
   claimCopies, clearOverReplicated, deferQueued, dueWork, enqueue, expireClaims, finishNodeWork, markOverReplicated, nodeWork,
-  overReplicated, pathTakenOnNode, recordCopies, releaseClaims, releaseNodeClaims, removeQueued, renewClaims, workFiles, type QueueCursor, type QueueEntry, type WorkFile,
+  overReplicated, pathHeldOnNode, pathTakenOnNode, recordCopies, releaseClaims, releaseNodeClaims, removeQueued, renewClaims, workFiles, type NodeWorkItem, type QueueCursor, type QueueEntry, type WorkFile,
 } from '../meta/queue.js';
 import { recordProblem, resolveProblems } from '../meta/problems.js';
-import { copyVerified, fsyncDir, SourceMismatchError } from '../storage/copy.js';
+import { copyToTemp, fsyncDir, placeTemp, removeCreatedDirs, removeStaleReplicaTemps, SourceMismatchError, type CreatedDir } from '../storage/copy.js';
 import { onNode } from '../util/vpath.js';
-import { getFileById } from '../meta/files.js';
+import { getFile, getFileById } from '../meta/files.js';
 
 /** A source modified this recently that does not match metadata is taken as being written, not corrupt. */
 const RECENT_WRITE_MS = 60_000;
@@ -135,6 +135,8 @@ export async function replicate(ctx: ReplicatorContext, opts: ReplicateOptions =
     await expireClaims(ctx.store);
     // we hold the node's lock: claims on copies to this node are a crashed run's
     await releaseNodeClaims(ctx.store, ctx.node.id);
+    // and so are temp files of copies to this node (a killed run's)
+    await removeStaleReplicaTemps(ctx.root);
     await applyNodeWork(ctx, stats);
     await processQueue(ctx, stats, opts, space.free, started);
     if (opts.trim) await trimOverReplicated(ctx, stats);
@@ -170,23 +172,33 @@ export async function applyNodeWork(ctx: ReplicatorContext, stats: ReplicateStat
         } else if (item.nodePath !== item.filePath) {
           const from = onNode(root, item.nodePath);
           const to = onNode(root, item.filePath);
-          if (await exists(from)) {
+          // another live file's copy sits at the old path now (the path was reused): those bytes are not this file's
+          const fromTaken = await pathTakenOnNode(store, node.id, item.nodePath, item.fileId);
+          if (!fromTaken && (await exists(from))) {
             if ((await exists(to)) && (await pathTakenOnNode(store, node.id, item.filePath, item.fileId))) {
               await recordProblem(store, { kind: 'other', nodeId: node.id, fileId: item.fileId, path: item.filePath, detail: `pending rename from ${item.nodePath}: another file's replica occupies the new path on ${node.name}` });
               continue;
             }
-            await mkdir(path.dirname(to), { recursive: true });
-            await rename(from, to);
-            await pruneEmptyParents(root, path.dirname(from));
+            await moveLocal(root, from, to);
             await finishNodeWork(store, node.id, { fileId: item.fileId, newNodePath: item.filePath });
             stats.renamesApplied++;
           } else if (await exists(to)) {
             await finishNodeWork(store, node.id, { fileId: item.fileId, newNodePath: item.filePath }); // moved already (folder rename)
             stats.renamesApplied++;
           } else {
+            // a folder rename may have carried the bytes to a path that is neither
+            const carried = await findCarriedCopy(ctx, item);
+            if (carried) {
+              await moveLocal(root, onNode(root, carried), to);
+              await finishNodeWork(store, node.id, { fileId: item.fileId, newNodePath: item.filePath });
+              stats.renamesApplied++;
+              continue;
+            }
             await dropReplica(store, item.fileId, node.id, 'missing');
             await finishNodeWork(store, node.id, { fileId: item.fileId, newNodePath: null });
-            await recordProblem(store, { kind: 'missing-replica', nodeId: node.id, fileId: item.fileId, path: item.filePath, detail: `pending rename: ${item.nodePath} is not on ${node.name}; replica dropped` });
+            if (!fromTaken) {
+              await recordProblem(store, { kind: 'missing-replica', nodeId: node.id, fileId: item.fileId, path: item.filePath, detail: `pending rename: ${item.nodePath} is not on ${node.name}; replica dropped` });
+            }
           }
         } else {
           await finishNodeWork(store, node.id, { fileId: item.fileId, newNodePath: item.filePath });
@@ -197,6 +209,32 @@ export async function applyNodeWork(ctx: ReplicatorContext, stats: ReplicateStat
       }
     }
   }
+}
+
+/** Rename a file on this node, making the new parent folders and removing emptied old ones. */
+async function moveLocal(root: string, from: string, to: string): Promise<void> {
+  await mkdir(path.dirname(to), { recursive: true });
+  await rename(from, to);
+  await pruneEmptyParents(root, path.dirname(from));
+}
+
+/**
+ * A pending rename whose bytes are at neither path: look where a folder
+ * rename may have carried them (movedPathCandidates). A candidate counts only
+ * when it is a regular file with the file's size and mtime (the replica is of
+ * the current version), no replica row and no live file claim its path.
+ * Returns the node path found, or null.
+ */
+async function findCarriedCopy(ctx: ReplicatorContext, item: NodeWorkItem): Promise<string | null> {
+  if (!item.current || item.nodePath === null) return null;
+  for (const c of movedPathCandidates(item.nodePath, item.filePath)) {
+    const st = await lstat(onNode(ctx.root, c)).catch(() => null);
+    if (!st || !st.isFile() || st.size !== item.size || Math.floor(st.mtimeMs) !== Math.floor(item.mtimeUs / 1000)) continue;
+    if (await pathHeldOnNode(ctx.store, ctx.node.id, c, item.fileId)) continue;
+    if (await getFile(ctx.store, c)) continue;
+    return c;
+  }
+  return null;
 }
 
 async function processQueue(ctx: ReplicatorContext, stats: ReplicateStats, opts: ReplicateOptions, freeAtStart: number, started: number): Promise<void> {
@@ -304,20 +342,43 @@ async function processQueue(ctx: ReplicatorContext, stats: ReplicateStats, opts:
   }
 }
 
+/** Where a copy of this run was put, to find and undo it if its file moved meanwhile. */
+interface Placement {
+  dev: number;
+  ino: number;
+  /** parent folders the copy had to create (removed again with it) */
+  created: CreatedDir[];
+}
+
+interface PendingCopy {
+  fileId: number;
+  version: number;
+  nodePath: string;
+  dir: string;
+  placed?: Placement;
+}
+
 /**
  * Verified copies waiting to be recorded: every 64 copies (or on flush) the
  * folders they were renamed into are fsynced once each, then all are
  * recorded in one transaction. A crash in between leaves verified files
  * without replica rows, which the next run recognises by checksum.
+ *
+ * A copy this run placed is recorded only if its file is still live at the
+ * path it was copied to (recordCopies, strict). If the file was renamed or
+ * deleted meanwhile, the copy is recorded where a rename carried it (the
+ * file's new path), or else removed with the folders it created, and the
+ * file is looked at again: a replica row never names a path its bytes are
+ * not at, and no folder the user renamed or removed comes back.
  */
 class CopyRecorder {
-  private pending: { fileId: number; version: number; nodePath: string; dir: string }[] = [];
+  private pending: PendingCopy[] = [];
   private chain: Promise<void> = Promise.resolve();
   readonly recorded = new Set<number>();
   constructor(private readonly ctx: ReplicatorContext) {}
 
-  add(fileId: number, version: number, nodePath: string, dir: string): Promise<void> {
-    this.pending.push({ fileId, version, nodePath, dir });
+  add(fileId: number, version: number, nodePath: string, dir: string, placed?: Placement): Promise<void> {
+    this.pending.push({ fileId, version, nodePath, dir, ...(placed ? { placed } : {}) });
     return this.pending.length >= 64 ? this.flush() : Promise.resolve();
   }
 
@@ -327,16 +388,88 @@ class CopyRecorder {
     this.chain = this.chain.then(async () => {
       if (!batch.length) return;
       for (const dir of new Set(batch.map((b) => b.dir))) {
-        // a folder renamed through the mount meanwhile: the copy moved with it (the rename is recorded as pending work)
+        // a folder renamed through the mount meanwhile: the copy moved with it (seen when it is recorded)
         await fsyncDir(dir).catch((err: NodeJS.ErrnoException) => {
           if (err.code !== 'ENOENT') throw err;
         });
       }
-      await recordCopies(this.ctx.store, this.ctx.node.id, this.ctx.holder, batch);
-      for (const b of batch) this.recorded.add(b.fileId);
+      await this.record(batch);
     });
     return this.chain;
   }
+
+  private async record(batch: PendingCopy[]): Promise<void> {
+    const { store, node, holder } = this.ctx;
+    let todo = batch;
+    // a copy found at its file's new path is recorded there; bounded: a file renamed again and again is just looked at again later
+    for (let round = 0; todo.length && round < 3; round++) {
+      const mismatched = await recordCopies(store, node.id, holder, todo.map((b) => ({ fileId: b.fileId, version: b.version, nodePath: b.nodePath, strict: b.placed !== undefined })));
+      const missed = new Set(mismatched.map((m) => m.fileId));
+      for (const b of todo) if (!missed.has(b.fileId)) this.recorded.add(b.fileId);
+      const again: PendingCopy[] = [];
+      for (const m of mismatched) {
+        const b = todo.find((x) => x.fileId === m.fileId)!;
+        const moved = await this.followMovedCopy(b, m.currentPath, m.deleted);
+        if (moved) again.push(moved);
+      }
+      todo = again;
+    }
+    for (const b of todo) await this.discard(b, b.nodePath, null);
+  }
+
+  /**
+   * The file of a placed copy was renamed or deleted before the copy was
+   * recorded. Returns the copy to record at the file's new path when a rename
+   * carried the bytes there; otherwise removes the bytes (found by identity at
+   * the path placed or where a folder rename moved them) and the folders the
+   * copy created, re-queues the file, and returns null.
+   */
+  private async followMovedCopy(b: PendingCopy, currentPath: string | null, deleted: boolean): Promise<PendingCopy | null> {
+    const { root } = this.ctx;
+    const placed = b.placed!;
+    const ours = async (nodePath: string) => {
+      const st = await lstat(onNode(root, nodePath)).catch(() => null);
+      return st !== null && st.isFile() && st.dev === placed.dev && st.ino === placed.ino;
+    };
+    if (currentPath !== null && !deleted && (await ours(currentPath))) {
+      return { ...b, nodePath: currentPath, dir: path.dirname(onNode(root, currentPath)) };
+    }
+    const candidates = [b.nodePath, ...(currentPath !== null ? movedPathCandidates(b.nodePath, currentPath) : [])];
+    let at: string | null = null;
+    for (const c of candidates) {
+      if (await ours(c)) {
+        at = c;
+        break;
+      }
+    }
+    await this.discard(b, at, currentPath);
+    return null;
+  }
+
+  private async discard(b: PendingCopy, at: string | null, currentPath: string | null): Promise<void> {
+    const { store, root, log } = this.ctx;
+    if (at !== null) await unlinkQuiet(onNode(root, at));
+    if (b.placed) await removeCreatedDirs(b.placed.created);
+    log.debug({ fileId: b.fileId, path: b.nodePath, now: currentPath, removedAt: at }, 'replicate: the file moved or went during the copy; copy removed, looked at again');
+    await enqueue(store, [b.fileId], 'changed', 0);
+  }
+}
+
+/**
+ * Where bytes that sat at `oldPath` may be now if folder renames carried
+ * them while their file moved from `oldPath` to `newPath`: the old trailing
+ * names under the new leading folders (e.g. /d/x with the file now at /e/y:
+ * /e/x). Cheap guesses, each checked by the caller.
+ */
+export function movedPathCandidates(oldPath: string, newPath: string): string[] {
+  const o = oldPath.split('/').filter(Boolean);
+  const n = newPath.split('/').filter(Boolean);
+  const out: string[] = [];
+  for (let k = 1; k <= o.length && k <= n.length; k++) {
+    const c = '/' + [...n.slice(0, n.length - k), ...o.slice(o.length - k)].join('/');
+    if (c !== oldPath && c !== newPath && !out.includes(c)) out.push(c);
+  }
+  return out;
 }
 
 /** Copy one claimed file to this node: pick sources, verified atomic copy, hand it to the recorder. */
@@ -351,6 +484,11 @@ async function copyHere(ctx: ReplicatorContext, f: WorkFile, nodes: Map<number, 
     if (h && h.size === f.size && h.checksum === f.checksum) {
       await recorder.add(f.id, f.version, f.path, path.dirname(dest));
       stats.copied++;
+      return;
+    }
+    if (await pathHeldOnNode(store, node.id, f.path, f.id)) {
+      // another file's copy, still to be moved or deleted from this path (node_work): look again shortly
+      await enqueue(store, [f.id], 'path-busy', 10);
       return;
     }
     await recordProblem(store, {
@@ -379,8 +517,9 @@ async function copyHere(ctx: ReplicatorContext, f: WorkFile, nodes: Map<number, 
   for (const src of sources) {
     const sourcePath = onNode(config.nodes[src.name]!, src.path);
     try {
-      const got = await copyVerified(ctx.pool, {
+      const copied = await copyToTemp(ctx.pool, {
         source: sourcePath,
+        root,
         dest,
         checksum: f.checksum!,
         size: f.size,
@@ -390,16 +529,32 @@ async function copyHere(ctx: ReplicatorContext, f: WorkFile, nodes: Map<number, 
         mtimeUs: f.mtimeUs,
         atimeUs: f.atimeUs,
         bytesPerSec: config.replicator.copyBytesPerSec,
-        syncDir: false,
       });
+      const got = copied.got;
+      await ctx.hooks?.afterTempCopy?.({ id: f.id, path: f.path });
+      // renamed or deleted while the bytes streamed: nothing is placed (no folder is made for a path the file left)
+      const before = await getFileById(store, f.id);
+      if (!before || before.deletedAt || before.path !== f.path) {
+        await unlinkQuiet(copied.temp);
+        await enqueue(store, [f.id], 'changed', 0);
+        return;
+      }
+      if (await pathHeldOnNode(store, node.id, f.path, f.id)) {
+        // another file's copy is still to be moved or deleted from this path (node_work): not overwritten
+        await unlinkQuiet(copied.temp);
+        await enqueue(store, [f.id], 'path-busy', 10);
+        return;
+      }
+      const created = await placeTemp(root, copied.temp, dest);
+      await ctx.hooks?.afterPlace?.({ id: f.id, path: f.path });
       stats.copied++;
       stats.copiedBytes += got.size;
       if (mine) stats.refreshed++;
-      await recorder.add(f.id, f.version, f.path, path.dirname(dest));
+      await recorder.add(f.id, f.version, f.path, path.dirname(dest), { dev: copied.dev, ino: copied.ino, created });
       if (mine && mine.path !== f.path) {
         // the stale copy sat at an older path: remove it once the new one is recorded
         await recorder.flush();
-        if (!(await pathTakenOnNode(store, node.id, mine.path, f.id))) await unlinkQuiet(onNode(root, mine.path));
+        if (recorder.recorded.has(f.id) && !(await pathTakenOnNode(store, node.id, mine.path, f.id))) await unlinkQuiet(onNode(root, mine.path));
       }
       if (errors.length) await resolveProblems(store, 'copy-failed', f.path, node.id);
       return;

@@ -81,7 +81,8 @@ export async function watch(ctx: ReplicatorContext, opts: WatchOptions = {}): Pr
   if (opts.watchFiles !== false) {
     watcher = chokidarWatch(ctx.root, {
       ignoreInitial: true,
-      ignored: (p: string) => p.split(path.sep).some((part) => isReservedName(part)),
+      // reserved names (temp files, .ggfs-tmp, quarantine) at any depth below the root
+      ignored: (p: string) => path.relative(ctx.root, p).split(path.sep).some((part) => isReservedName(part)),
       awaitWriteFinish: { stabilityThreshold: 1000, pollInterval: 100 },
     });
     const onFile = (p: string) => {

@@ -19,19 +19,21 @@ t.test('kill -9 in the middle of a copy leaves no partial file and no replica; t
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code, sig) => resolve(sig ? -1 : code)));
   const dir = path.join(g.roots.n2!, 'big');
+  const tempDir = path.join(g.roots.n2!, '.ggfs-tmp');
   let temp: string | null = null;
   const deadline = Date.now() + 30_000;
   while (!temp && Date.now() < deadline) {
-    const names = await readdir(dir).catch(() => [] as string[]);
-    temp = names.find((n) => n.startsWith('.ggfs-part-')) ?? null;
+    const names = await readdir(tempDir).catch(() => [] as string[]);
+    temp = names.find((n) => n.startsWith('replica-')) ?? null;
     if (!temp) await new Promise((r) => setTimeout(r, 20));
   }
-  t.ok(temp, 'the copy started (temp file next to the destination)', { output });
+  t.ok(temp, 'the copy started (temp file in the node root\'s .ggfs-tmp folder)', { output });
   await new Promise((r) => setTimeout(r, 500));
   child.kill('SIGKILL');
   t.equal(await exited, -1, 'killed');
 
   t.notOk(await fileExists(path.join(dir, 'large file.bin')), 'no partial file at the destination');
+  t.notOk(await fileExists(dir), 'no folder made for it yet (folders are made when a verified copy is placed)');
   const n2 = await g.nodeId('n2');
   const rows = await g.store.query('SELECT 1 FROM replicas WHERE node_id = $1', [n2]);
   t.equal(rows.length, 0, 'no replica recorded');
@@ -40,6 +42,7 @@ t.test('kill -9 in the middle of a copy leaves no partial file and no replica; t
   t.equal(again.code, 0, again.stdout + again.stderr);
   t.match(again.stdout, /1 copied/);
   t.same(await listTree(g.roots.n2!), { '/big/large file.bin': sha256(big) }, 'complete, verified, and the temp file is gone');
+  t.same(await readdir(tempDir), [], 'the killed run\'s temp file was removed');
   t.equal((await g.store.query('SELECT 1 FROM replicas WHERE node_id = $1', [n2])).length, 1, 'replica recorded');
   t.equal((await g.store.query('SELECT 1 FROM copy_claims')).length, 0, 'no claim left');
 });
