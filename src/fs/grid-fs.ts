@@ -18,7 +18,8 @@
  * - When PostgreSQL is unreachable, lookups use the nodes only and metadata
  *   changes go to the journal, replayed in order when the database is back.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Stats } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import type { Queryable } from '../meta/store.js';
@@ -37,6 +38,8 @@ import { MetaCache, type Known } from './cache.js';
 import { FsError, isTimeout } from './errors.js';
 import { HandleTable, type ReadHandle, type WriteHandle } from './handles.js';
 import { Journal, type JournalRecord, type Stamped } from './journal.js';
+import { IntentLog, type Intent } from './intents.js';
+import { pathTakenOnNode } from '../meta/queue.js';
 import { PLACEMENT, READ, type PlacementCandidate, type ReadCandidate } from './policies/index.js';
 
 const S_IFDIR = 0o040000;
@@ -44,6 +47,8 @@ const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
 const EMPTY_SHA256 = createHash('sha256').digest('hex');
 const HASH_CHUNK = 1 << 20;
+/** where writers keep their bytes until close, on every node (a reserved name: never part of the tree) */
+export const WRITE_TMP_DIR = '/.ggfs-tmp';
 
 /** Attributes of one entry as the kernel gets them (times in ms since the epoch). */
 export interface Attr {
@@ -148,6 +153,9 @@ export class GridFs {
   readonly cache: MetaCache;
   readonly handles = new HandleTable();
   readonly journal: Journal;
+  readonly intents: IntentLog;
+  private readonly tmpPrefix: string;
+  private tmpSeq = 0;
   /** configured nodes, refreshed from the nodes table */
   nodes: StorageNode[] = [];
   private readonly config: Config;
@@ -175,6 +183,9 @@ export class GridFs {
     this.cache = new MetaCache(opts.config.mount.cacheEntries, 30_000, opts.config.mount.negativeCacheSec * 1000);
     this.classify = makeClassifier(opts.config.classes);
     this.journal = new Journal(opts.journalFile);
+    this.intents = new IntentLog(opts.journalFile.replace(/\.jsonl$/, '') + '.intents');
+    // temp names of this mount: unique per host and mountpoint, so that a restart finds its own leftovers
+    this.tmpPrefix = 'w-' + createHash('sha256').update(`${hostname()}\0${opts.journalFile}`).digest('hex').slice(0, 12) + '-';
   }
 
   // ---------------------------------------------------------------- life cycle
@@ -190,6 +201,9 @@ export class GridFs {
       await this.tryRecover();
     }
     await this.startListening();
+    const left = await this.intents.load();
+    if (left.length) this.log.warn({ intents: left.length, file: this.intents.file }, 'writes a previous run was publishing: finishing them');
+    await this.resolveIntents(true).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'finishing the previous run\'s writes failed; retried'));
     const every = (ms: number, fn: () => Promise<void>) => {
       const t = setInterval(() => void fn().catch((err: unknown) => this.log.debug({ err }, 'background task failed')), ms);
       t.unref();
@@ -198,6 +212,7 @@ export class GridFs {
     every(10_000, () => this.refreshNodes());
     every(1_000, async () => {
       if (this.degraded) await this.tryRecover();
+      if (this.intents.pending.size > this.inFlight.size) await this.resolveIntents(false);
     });
   }
 
@@ -228,6 +243,7 @@ export class GridFs {
     for (const h of this.handles.all()) {
       if (h.kind === 'write' && h.dirty && !h.unlinked) await this.commit(h).catch((err: unknown) => this.log.error({ err, path: h.path }, 'commit at stop failed'));
     }
+    await this.intents.close();
     await this.listenClose?.().catch(() => undefined);
   }
 
@@ -313,6 +329,79 @@ export class GridFs {
     return rows;
   }
 
+  // ---------------------------------------------------------------- publishing writes
+
+  /** intents whose commit is running now (the resolver leaves them alone) */
+  private readonly inFlight = new Set<number>();
+
+  /** A fresh temp path (node-relative) for a writer's bytes. */
+  private newTmpPath(): string {
+    return `${WRITE_TMP_DIR}/${this.tmpPrefix}${Date.now().toString(36)}-${(this.tmpSeq++).toString(36)}-${randomBytes(4).toString('hex')}`;
+  }
+
+  /**
+   * Finish publish intents left by a previous run or by a rename that
+   * failed: the temp is renamed over the path when metadata has that version
+   * (the commit happened), removed when it does not. With `sweep`, this
+   * mount's temps that no intent and no open writer names are removed too:
+   * writes a crash cut short before close, never acknowledged.
+   */
+  private async resolveIntents(sweep: boolean): Promise<void> {
+    for (const i of [...this.intents.pending.values()]) {
+      if (this.inFlight.has(i.id)) continue;
+      const node = this.nodes.find((n) => n.name === i.node);
+      try {
+        if (!node) {
+          this.log.warn({ intent: i }, 'write intent names a node no longer configured: dropped');
+          await this.intents.done(i.id);
+          continue;
+        }
+        if (!this.io.usable(node)) continue;
+        const st = await this.io.lstatOrNull(node, i.tmp);
+        if (!st) {
+          await this.intents.done(i.id);
+          continue;
+        }
+        let committed: boolean;
+        if (this.degraded) {
+          const recs = await this.journal.readAll();
+          committed = recs.some((r) => r.op === 'commit' && r.path === i.path && r.checksum === i.checksum && r.node === i.node);
+          if (!committed) continue; // only the database can tell: later
+        } else {
+          const e = await lookup(this.store, i.path);
+          committed = e?.type === 'file' && e.file.checksum === i.checksum && e.file.size === i.size;
+        }
+        if (committed) {
+          await this.ensureNodeDir(node, parentOf(i.path));
+          await this.io.rename(node, i.tmp, i.path);
+          this.log.info({ path: i.path, node: node.name }, 'write finished after an interruption: bytes put in place');
+        } else {
+          await this.io.unlink(node, i.tmp).catch(() => undefined);
+          this.log.info({ path: i.path, node: node.name }, 'write interrupted before it was registered: temp removed');
+        }
+        await this.intents.done(i.id);
+      } catch (err) {
+        if (isConnectionError(err)) this.enterDegraded(err);
+        this.log.warn({ path: i.path, err: (err as Error).message }, 'write intent not finished yet; retried');
+      }
+    }
+    if (!sweep) return;
+    const keep = new Set<string>();
+    for (const i of this.intents.pending.values()) keep.add(`${i.node}\0${i.tmp}`);
+    for (const h of this.handles.all()) if (h.kind === 'write' && h.tmp) keep.add(`${h.node.name}\0${h.tmp}`);
+    await Promise.all(
+      this.usableNodes().map(async (node) => {
+        const names = await this.io.readdir(node, WRITE_TMP_DIR).catch(() => []);
+        for (const d of names) {
+          const tmp = `${WRITE_TMP_DIR}/${d.name}`;
+          if (!d.name.startsWith(this.tmpPrefix) || keep.has(`${node.name}\0${tmp}`)) continue;
+          await this.io.unlink(node, tmp).catch(() => undefined);
+          this.log.info({ node: node.name, tmp }, 'unfinished write of a previous run removed (never acknowledged)');
+        }
+      }),
+    );
+  }
+
   // ---------------------------------------------------------------- metadata access
 
   /** True when lookups may use PostgreSQL. */
@@ -345,6 +434,7 @@ export class GridFs {
         if (this.degraded) this.log.info('PostgreSQL is back: journal replayed');
         this.degraded = false;
         this.cache.clear();
+        if (this.intents.pending.size > this.inFlight.size) await this.resolveIntents(false);
       }
     } catch (err) {
       if (!isConnectionError(err)) this.log.warn({ err }, 'journal replay stopped');
@@ -704,20 +794,23 @@ export class GridFs {
     return ordered;
   }
 
-  private newWriter(vpath: string, node: StorageNode, nodePath: string, fh: WriteHandle['fh'], base: { mode: number; uid: number; gid: number; size: number; fresh: boolean; dirty: boolean; created?: boolean; atimeMs?: number; mtimeMs?: number }): WriteHandle {
+  private newWriter(vpath: string, node: StorageNode, nodePath: string, tmp: string | null, fh: WriteHandle['fh'], base: { mode: number; uid: number; gid: number; size: number; fresh: boolean; dirty: boolean; atimeMs?: number; mtimeMs?: number }): WriteHandle {
     const now = Date.now();
     return {
       kind: 'write',
       path: vpath,
       node,
       nodePath,
+      tmp,
       fh,
+      refs: 1,
+      closed: false,
+      cow: null,
       hash: base.fresh ? createHash('sha256') : null,
       seqOffset: 0,
       size: base.size,
       dirty: base.dirty,
       wrote: false,
-      created: base.created ?? false,
       unlinked: false,
       mode: base.mode & 0o7777,
       uid: base.uid,
@@ -730,14 +823,18 @@ export class GridFs {
   /** uid/gid: the caller's (rebuilt binding), else this process's. */
   async create(vpath: string, mode: number, uid = this.uid, gid = this.gid): Promise<number> {
     await this.resolveDir(parentOf(vpath));
+    const shared = this.handles.liveWriter(vpath);
+    if (shared) return this.share(shared);
     const order = await this.placement(vpath);
     let lastErr: unknown = null;
     for (const node of order) {
       try {
-        const fh = await this.openNew(node, vpath, (mode & 0o7777) | 0o600);
+        // the bytes go to a temp file; close renames it into place (a crash never leaves a partial file in the tree)
+        const tmp = this.newTmpPath();
+        const fh = await this.openNew(node, tmp, (mode & 0o7777) | 0o600);
         if (uid !== this.uid || gid !== this.gid) await this.io.call(node, `chown ${vpath}`, () => fh.chown(uid, gid)).catch(() => undefined);
         this.cache.invalidate(vpath);
-        return this.handles.add(this.newWriter(vpath, node, vpath, fh, { mode, uid, gid, size: 0, fresh: true, dirty: true, created: true }));
+        return this.handles.add(this.newWriter(vpath, node, vpath, tmp, fh, { mode, uid, gid, size: 0, fresh: true, dirty: true }));
       } catch (err) {
         lastErr = err;
         if (!TRY_NEXT_NODE.has(codeOf(err) ?? '')) throw err;
@@ -779,7 +876,24 @@ export class GridFs {
     return [...ordered.filter((c) => this.io.usable(c.node)), ...ordered.filter((c) => !this.io.usable(c.node))];
   }
 
+  /** Another descriptor on a writer this mount has open. */
+  private share(w: WriteHandle): number {
+    w.refs++;
+    return this.handles.add(w);
+  }
+
   async open(vpath: string, flags: number): Promise<number> {
+    const accmode0 = flags & 3;
+    const live = this.handles.liveWriter(vpath);
+    if (live) {
+      // this mount is writing the file: every descriptor sees the same bytes, as on a local disk
+      if (accmode0 === OPEN.RDONLY) {
+        live.refs++;
+        return this.handles.add({ kind: 'read', path: vpath, candidates: [], index: 0, fh: null, writer: live });
+      }
+      if (flags & OPEN.TRUNC) await this.truncateWriter(live, 0);
+      return this.share(live);
+    }
     let r = await this.resolve(vpath);
     if (!r) throw new FsError('ENOENT', vpath);
     if (isDir(r)) throw new FsError('EISDIR', vpath);
@@ -809,16 +923,24 @@ export class GridFs {
       }
       return this.handles.add(h);
     }
-    // a writer: one node's bytes become the new version (prefer active nodes)
+    // a writer: one node's bytes become the new version (prefer active nodes). They are written to a
+    // temp file (a copy of the current bytes, made at the first write) and published at close.
     const trunc = (flags & OPEN.TRUNC) !== 0;
     const ordered = [...candidates.filter((c) => c.node.state === 'active'), ...candidates.filter((c) => c.node.state !== 'active')];
     const base = attrOf(r, vpath);
     let lastErr: unknown = null;
     for (const c of ordered) {
       try {
-        const fh = await this.io.open(c.node, c.path, OPEN.RDWR | (trunc ? OPEN.TRUNC : 0));
+        let fh: WriteHandle['fh'];
+        let tmp: string | null = null;
+        if (trunc) {
+          tmp = this.newTmpPath();
+          fh = await this.openNew(c.node, tmp, (base.mode & 0o7777) | 0o600);
+        } else {
+          fh = await this.io.open(c.node, c.path, OPEN.RDONLY);
+        }
         const size = trunc ? 0 : base.size;
-        const w = this.newWriter(vpath, c.node, c.path, fh, { mode: base.mode, uid: base.uid, gid: base.gid, size, fresh: size === 0, dirty: trunc, atimeMs: base.atime, mtimeMs: trunc ? Date.now() : base.mtime });
+        const w = this.newWriter(vpath, c.node, c.path, tmp, fh, { mode: base.mode, uid: base.uid, gid: base.gid, size, fresh: size === 0, dirty: trunc, atimeMs: base.atime, mtimeMs: trunc ? Date.now() : base.mtime });
         if (r.src === 'meta' && r.known.type === 'file') w.fileId = r.known.file.id;
         return this.handles.add(w);
       } catch (err) {
@@ -851,6 +973,17 @@ export class GridFs {
     const h = this.handles.get(fd);
     if (!h) throw new FsError('EBADF');
     if (h.kind === 'write') return this.io.read(h.node, h.fh, length, position);
+    if (h.writer) {
+      const w = h.writer;
+      if (!w.closed) return this.io.read(w.node, w.fh, length, position);
+      // the writer closed (its bytes are published): read the file as anyone would
+      h.writer = undefined;
+      const r = await this.resolve(h.path);
+      if (!r || isDir(r)) throw new FsError('ENOENT', h.path);
+      h.candidates = await this.readCandidates(h.path, r);
+      h.index = 0;
+      if (h.candidates.length === 0) throw new FsError('EIO', `no reachable replica of ${h.path}`);
+    }
     for (;;) {
       if (!h.fh) await this.openReplica(h);
       const c = h.candidates[h.index]!;
@@ -872,6 +1005,7 @@ export class GridFs {
     const h = this.handles.get(fd);
     if (!h) throw new FsError('EBADF');
     if (h.kind !== 'write') throw new FsError('EBADF', 'not open for writing');
+    await this.writable(h);
     if (h.hash && position === h.seqOffset) {
       h.hash.update(data);
       h.seqOffset += data.length;
@@ -893,40 +1027,91 @@ export class GridFs {
     return n;
   }
 
+  /** Copy a writer's first `size` bytes from its current file to `fh` on `node`; returns the sha256 and the bytes copied. */
+  private async copyWriterBytes(h: WriteHandle, node: StorageNode, fh: WriteHandle['fh'], size: number): Promise<{ hash: ReturnType<typeof createHash>; copied: number }> {
+    const hash = createHash('sha256');
+    let pos = 0;
+    while (pos < size) {
+      const buf = await this.io.read(h.node, h.fh, Math.min(HASH_CHUNK, size - pos), pos);
+      if (buf.length === 0) break;
+      await this.io.write(node, fh, buf, pos);
+      hash.update(buf);
+      pos += buf.length;
+    }
+    return { hash, copied: pos };
+  }
+
+  /** A new temp file for a writer on `node`, owned like the file it becomes. */
+  private async openTmp(node: StorageNode, mode: number, uid: number, gid: number): Promise<{ tmp: string; fh: WriteHandle['fh'] }> {
+    const tmp = this.newTmpPath();
+    const fh = await this.openNew(node, tmp, (mode & 0o7777) | 0o600);
+    if (uid !== this.uid || gid !== this.gid) await this.io.call(node, `chown ${tmp}`, () => fh.chown(uid, gid)).catch(() => undefined);
+    return { tmp, fh };
+  }
+
+  /**
+   * Make sure a writer's bytes are in its own temp file: copy-on-write of
+   * the published bytes at the first change (single flight). `keep` = 0
+   * skips the copy (the change truncates everything anyway).
+   */
+  private async writable(h: WriteHandle, keep = h.size): Promise<void> {
+    while (!h.tmp) {
+      h.cow ??= this.copyOnWrite(h, keep).finally(() => {
+        h.cow = null;
+      });
+      await h.cow;
+    }
+  }
+
+  private async copyOnWrite(h: WriteHandle, keep: number): Promise<void> {
+    const node = h.node;
+    const { tmp, fh } = await this.openTmp(node, h.mode, h.uid, h.gid);
+    let copied: { hash: ReturnType<typeof createHash>; copied: number };
+    try {
+      copied = await this.copyWriterBytes(h, node, fh, Math.min(keep, h.size));
+    } catch (err) {
+      await this.io.close(node, fh);
+      await this.io.unlink(node, tmp).catch(() => undefined);
+      throw err;
+    }
+    const old = h.fh;
+    h.fh = fh;
+    h.tmp = tmp;
+    h.size = copied.copied;
+    h.hash = copied.hash;
+    h.seqOffset = copied.copied;
+    await this.io.close(node, old);
+  }
+
   /**
    * The writer's node is full: copy what was written so far to the next node
    * of the placement policy and go on there (mergerfs' moveonenospc). The
-   * bytes left behind are removed when this handle created them; otherwise
-   * they are that node's (now stale) replica for the replicator to refresh.
+   * temp left behind is removed; the node's published copy, if any, becomes
+   * a stale replica for the replicator to refresh.
    */
   private async moveWriter(h: WriteHandle, cause: unknown): Promise<void> {
     const from = h.node;
     const order = (await this.placement(h.path)).filter((n) => n.name !== from.name);
     for (const node of order) {
-      let fh: WriteHandle['fh'] | null = null;
+      let t: { tmp: string; fh: WriteHandle['fh'] } | null = null;
       try {
-        fh = await this.openNew(node, h.path, (h.mode & 0o7777) | 0o600);
-        let pos = 0;
-        for (;;) {
-          const buf = await this.io.read(from, h.fh, HASH_CHUNK, pos);
-          if (buf.length === 0) break;
-          await this.io.write(node, fh, buf, pos);
-          pos += buf.length;
-        }
-        if (pos < h.size) await this.io.ftruncate(node, fh, h.size);
+        t = await this.openTmp(node, h.mode, h.uid, h.gid);
+        const { copied } = await this.copyWriterBytes(h, node, t.fh, h.size);
+        if (copied < h.size) await this.io.ftruncate(node, t.fh, h.size);
       } catch (err) {
-        if (fh) {
-          await this.io.close(node, fh);
-          await this.io.unlink(node, h.path).catch(() => undefined);
+        if (t) {
+          await this.io.close(node, t.fh);
+          await this.io.unlink(node, t.tmp).catch(() => undefined);
         }
         if (TRY_NEXT_NODE.has(codeOf(err) ?? '')) continue;
         throw err;
       }
       this.log.info({ path: h.path, from: from.name, to: node.name, bytes: h.size }, 'node full: file moved to the next node');
       await this.io.close(from, h.fh);
-      if (h.created) await this.io.unlink(from, h.nodePath).catch(() => undefined);
+      if (h.tmp) await this.io.unlink(from, h.tmp).catch(() => undefined);
       h.node = node;
-      h.fh = fh;
+      h.fh = t.fh;
+      h.tmp = t.tmp;
       h.nodePath = h.path;
       this.io.forgetSpace(from);
       return;
@@ -949,20 +1134,34 @@ export class GridFs {
     return { checksum: hash.digest('hex'), size: pos };
   }
 
-  /** Register a writer's bytes as the file's new version (one transaction, or the journal). */
+  /**
+   * Register a writer's bytes as the file's new version and publish them:
+   * intent line, metadata commit (one statement, or the journal), then the
+   * temp renamed over the path on the node. Metadata first: a crash in
+   * between is finished by the next start from the intent; the previous
+   * bytes stay in place until the new version is registered.
+   */
   private async commit(h: WriteHandle): Promise<void> {
-    if (h.unlinked) {
+    if (h.unlinked || !h.tmp) {
       h.dirty = false;
       return;
     }
     h.dirty = false;
     h.wrote = false;
+    let intent: Intent | null = null;
     try {
+      const tmp = h.tmp;
       const { checksum, size } = await this.checksum(h);
+      const node = h.node;
+      // the node's file gets the attributes metadata will have (walk and scrub compare them)
+      if ((h.mode & 0o7777) !== ((h.mode & 0o7777) | 0o600)) await this.io.call(node, `chmod ${h.path}`, () => h.fh.chmod(h.mode & 0o7777));
+      await this.io.call(node, `utimes ${h.path}`, () => h.fh.utimes(h.atimeMs / 1000, h.mtimeMs / 1000));
+      intent = await this.intents.add({ node: node.name, tmp, path: h.path, checksum, size });
+      this.inFlight.add(intent.id);
       const row = await this.mutate({
         op: 'commit',
         path: h.path,
-        node: h.node.name,
+        node: node.name,
         size,
         checksum,
         mode: h.mode,
@@ -971,12 +1170,38 @@ export class GridFs {
         mtimeUs: Math.round(h.mtimeMs * 1000),
         atimeUs: Math.round(h.atimeMs * 1000),
       });
-      if (row && 'checksum' in row) {
-        this.cache.set(h.path, { type: 'file', file: row });
-        h.fileId = row.id;
+      // registered: from here on the temp is the file's current bytes on this node
+      const old = h.nodePath;
+      const target = h.path;
+      h.tmp = null;
+      h.nodePath = target;
+      try {
+        await this.ensureNodeDir(node, parentOf(target));
+        await this.io.rename(node, tmp, target);
+        this.inFlight.delete(intent.id);
+        await this.intents.done(intent.id);
+      } catch (err) {
+        // the resolver retries the rename (metadata has the version); the handle reads its temp meanwhile
+        this.inFlight.delete(intent.id);
+        this.log.warn({ path: target, node: node.name, code: codeOf(err), err: (err as Error).message }, 'new version registered but not yet in place on the node: retried');
       }
-      else this.cache.invalidate(h.path);
+      intent = null;
+      if (row && 'checksum' in row) {
+        this.cache.set(target, { type: 'file', file: row });
+        h.fileId = row.id;
+      } else this.cache.invalidate(target);
+      this.forgetReplicas(target);
+      if (old !== target && this.metaUp) {
+        // this node's previous copy sat at an older path (a rename still pending there): the new one replaces it
+        const taken = await pathTakenOnNode(this.store, node.id, old, h.fileId ?? -1).catch(() => true);
+        if (!taken) await this.io.unlink(node, old).catch(() => undefined);
+      }
     } catch (err) {
+      if (intent) {
+        // not registered: nothing to finish; the temp stays the handle's
+        this.inFlight.delete(intent.id);
+        await this.intents.done(intent.id).catch(() => undefined);
+      }
       h.dirty = true;
       h.wrote = true;
       throw err;
@@ -993,56 +1218,66 @@ export class GridFs {
   async fsync(fd: number): Promise<void> {
     const h = this.handles.get(fd);
     if (!h) throw new FsError('EBADF');
-    if (h.kind === 'write') {
-      await this.io.fsync(h.node, h.fh);
-      if (h.dirty) await this.commit(h);
+    const w = h.kind === 'write' ? h : h.writer;
+    if (w && !w.closed) {
+      await this.io.fsync(w.node, w.fh);
+      if (w.dirty) {
+        await this.commit(w);
+        await this.io.fsyncDir(w.node, parentOf(w.path)).catch(() => undefined);
+      }
+    }
+  }
+
+  /** Drop one descriptor's hold on a writer; the last one registers what is left and closes it. */
+  private async releaseWriter(w: WriteHandle): Promise<void> {
+    if (--w.refs > 0) return;
+    try {
+      if (w.dirty) await this.commit(w);
+    } finally {
+      w.closed = true;
+      await this.io.close(w.node, w.fh);
+      if (w.tmp) {
+        if (w.unlinked) await this.io.unlink(w.node, w.tmp).catch(() => undefined);
+        else this.log.warn({ path: w.path, node: w.node.name, tmp: w.tmp }, 'closed without being registered: its bytes stay in the temp until the next start');
+      }
     }
   }
 
   async release(fd: number): Promise<void> {
     const h = this.handles.get(fd);
     if (!h) return;
-    try {
-      if (h.kind === 'write') {
-        if (h.dirty) await this.commit(h);
-        await this.io.close(h.node, h.fh);
-      } else if (h.fh) {
-        await this.io.close(h.candidates[h.index]!.node, h.fh);
-      }
-    } finally {
-      this.handles.remove(fd);
+    this.handles.remove(fd);
+    if (h.kind === 'write') return this.releaseWriter(h);
+    if (h.writer) await this.releaseWriter(h.writer);
+    if (h.fh) await this.io.close(h.candidates[h.index]!.node, h.fh);
+  }
+
+  /** Truncate (or extend) a writer's bytes. */
+  private async truncateWriter(w: WriteHandle, size: number): Promise<void> {
+    await this.writable(w, size);
+    await this.io.ftruncate(w.node, w.fh, size);
+    if (size === 0) {
+      w.hash = createHash('sha256');
+      w.seqOffset = 0;
+    } else if (size !== w.seqOffset) {
+      w.hash = null;
     }
+    w.size = size;
+    w.dirty = true;
+    w.wrote = true; // truncate(2) is open+ftruncate+close: register at that close, not at the later release
+    w.mtimeMs = Date.now();
   }
 
   async ftruncate(fd: number, size: number): Promise<void> {
     const h = this.handles.get(fd);
     if (!h) throw new FsError('EBADF');
     if (h.kind !== 'write') throw new FsError('EBADF', 'not open for writing');
-    await this.io.ftruncate(h.node, h.fh, size);
-    if (size === 0) {
-      h.hash = createHash('sha256');
-      h.seqOffset = 0;
-    } else if (size !== h.seqOffset) {
-      h.hash = null;
-    }
-    h.size = size;
-    h.dirty = true;
-    h.wrote = true; // truncate(2) is open+ftruncate+close: register at that close, not at the later release
-    h.mtimeMs = Date.now();
+    await this.truncateWriter(h, size);
   }
 
   async truncate(vpath: string, size: number): Promise<void> {
-    const w = this.handles.writers(vpath).at(-1);
-    if (w) {
-      await this.io.ftruncate(w.node, w.fh, size);
-      w.hash = size === 0 ? createHash('sha256') : size === w.seqOffset ? w.hash : null;
-      if (size === 0) w.seqOffset = 0;
-      w.size = size;
-      w.dirty = true;
-      w.wrote = true;
-      w.mtimeMs = Date.now();
-      return;
-    }
+    const w = this.handles.liveWriter(vpath);
+    if (w) return this.truncateWriter(w, size);
     const fd = await this.open(vpath, OPEN.RDWR);
     try {
       await this.ftruncate(fd, size);

@@ -15,15 +15,29 @@ export interface ReadHandle {
   /** index in `candidates` of the replica being read */
   index: number;
   fh: FileHandle | null;
+  /** opened while this mount had the file open for writing: reads see the writer's bytes */
+  writer?: WriteHandle;
 }
 
 export interface WriteHandle {
   kind: 'write';
   path: string;
   node: StorageNode;
-  /** where the bytes sit on the node (differs from `path` only for a pending rename) */
+  /** where the published bytes sit on the node (differs from `path` only for a pending rename) */
   nodePath: string;
+  /**
+   * The temp file (node-relative, under /.ggfs-tmp) holding the bytes being
+   * written, renamed over `path` at commit. null: `fh` is the published file
+   * itself, opened read-only; the first write copies it to a temp.
+   */
+  tmp: string | null;
   fh: FileHandle;
+  /** file descriptors sharing this writer (several open(2)s of one file in this mount) */
+  refs: number;
+  /** the last descriptor was released: `fh` is closed */
+  closed: boolean;
+  /** a copy-on-write in progress (single flight) */
+  cow: Promise<void> | null;
   /** sha256 of bytes [0, seqOffset) while writes were sequential from 0; null = recompute on commit */
   hash: Hash | null;
   seqOffset: number;
@@ -32,8 +46,6 @@ export interface WriteHandle {
   dirty: boolean;
   /** bytes written since the last commit (flush registers only then) */
   wrote: boolean;
-  /** this handle created the file (its bytes are nobody else's) */
-  created: boolean;
   /** unlinked while open: never register it */
   unlinked: boolean;
   mode: number;
@@ -71,20 +83,26 @@ export class HandleTable {
     return this.handles.size;
   }
 
+  /** Every handle once (a shared writer appears once). */
   all(): Handle[] {
-    return [...this.handles.values()];
+    return [...new Set(this.handles.values())];
   }
 
-  /** Writers open on exactly this path, newest last. */
+  /** Writers open on exactly this path, newest last (each once, however many descriptors share it). */
   writers(vpath: string): WriteHandle[] {
-    const out: WriteHandle[] = [];
-    for (const h of this.handles.values()) if (h.kind === 'write' && h.path === vpath) out.push(h);
-    return out;
+    const out = new Set<WriteHandle>();
+    for (const h of this.handles.values()) if (h.kind === 'write' && h.path === vpath) out.add(h);
+    return [...out];
+  }
+
+  /** The writer a new open(2) of `vpath` shares, if this mount has it open for writing. */
+  liveWriter(vpath: string): WriteHandle | undefined {
+    return this.writers(vpath).find((w) => !w.unlinked && !w.closed);
   }
 
   /** Follow a rename: handles on `from` or below it move to `to`. */
   rename(from: string, to: string): void {
-    for (const h of this.handles.values()) {
+    for (const h of new Set(this.handles.values())) {
       if (h.path === from) h.path = to;
       else if (h.path.startsWith(from + '/')) h.path = to + h.path.slice(from.length);
       if (h.kind === 'write') {

@@ -178,6 +178,18 @@ export class NodeIo {
     return this.call(node, 'fsync', () => fh.sync());
   }
 
+  /** fsync a folder (a rename in it made durable). */
+  fsyncDir(node: StorageNode, vpath: string): Promise<void> {
+    return this.call(node, `fsync ${vpath}`, async () => {
+      const fh = await fs.open(this.where(node, vpath), 'r');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    });
+  }
+
   fstat(node: StorageNode, fh: fs.FileHandle): Promise<Stats> {
     return this.call(node, 'fstat', () => fh.stat());
   }

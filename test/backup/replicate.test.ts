@@ -220,7 +220,7 @@ t.test('a file that changes between the feed and its download is skipped as supe
   const backup = path.join(root, 'backup');
   await m.put('/slow.bin', blob(1_000_000, 3));
   await m.put('/quick.txt', 'version 1');
-  await setThrottle(g.store, 'offsite1', { bytesPerSec: 1_000_000 });
+  await setThrottle(g.store, 'offsite1', { bytesPerSec: 250_000 });
   const run = runAgent(g, backup, { concurrency: 1 });
   const partial = path.join(backup, '.geogridfs', 'partial');
   for (let i = 0; i < 400; i++) {

@@ -1,0 +1,123 @@
+/**
+ * The mount's publish intents. A writer's bytes live in a temp file on its
+ * node (`<root>/.ggfs-tmp/…`) until the file is closed; then the version is
+ * registered in metadata FIRST and the temp renamed over the file's path on
+ * the node AFTER. A crash between the two would leave metadata naming bytes
+ * that are still in the temp, so an intent line is appended before the
+ * metadata commit and a done line after the rename. A mount that starts
+ * with intents left over finishes each one: the temp is renamed into place
+ * when metadata has that version (the commit happened), removed when not.
+ *
+ * The lines are written without fsync: they must survive a crash of the
+ * mount process (kill -9), which keeps the kernel's page cache; a power
+ * loss loses the un-fsynced temp bytes as well, exactly as on a local disk.
+ *
+ * File: next to the journal, `<dataDir>/journal/<mount id>.intents`.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+export interface Intent {
+  id: number;
+  /** node name */
+  node: string;
+  /** temp file, node-relative (a virtual path under /.ggfs-tmp) */
+  tmp: string;
+  /** the file's virtual path the temp is published as */
+  path: string;
+  checksum: string;
+  size: number;
+}
+
+type Line = ({ op: 'add' } & Intent) | { op: 'done'; id: number };
+
+/** Compact the file when nothing is pending and it grew past this. */
+const COMPACT_BYTES = 1 << 20;
+
+export class IntentLog {
+  private fh: fs.FileHandle | null = null;
+  private chain: Promise<void> = Promise.resolve();
+  private next = 1;
+  private bytes = 0;
+  /** intents added and not done yet (this run's and a previous run's) */
+  readonly pending = new Map<number, Intent>();
+
+  constructor(readonly file: string) {}
+
+  /** Read what a previous run left: its pending intents are kept in `pending`. */
+  async load(): Promise<Intent[]> {
+    const text = await fs.readFile(this.file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return '';
+      throw err;
+    });
+    for (const l of text.split('\n')) {
+      if (!l.trim()) continue;
+      let line: Line;
+      try {
+        line = JSON.parse(l) as Line;
+      } catch {
+        continue; // a torn last line: its operation never went further
+      }
+      if (line.op === 'add') {
+        const { op: _op, ...intent } = line;
+        this.pending.set(intent.id, intent);
+        this.next = Math.max(this.next, intent.id + 1);
+      } else {
+        this.pending.delete(line.id);
+      }
+    }
+    await this.rewrite();
+    return [...this.pending.values()];
+  }
+
+  private async open(): Promise<fs.FileHandle> {
+    if (!this.fh) {
+      await fs.mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
+      this.fh = await fs.open(this.file, 'a', 0o600);
+    }
+    return this.fh;
+  }
+
+  private append(line: Line): Promise<void> {
+    const text = JSON.stringify(line) + '\n';
+    const next = this.chain.then(async () => {
+      const fh = await this.open();
+      await fh.write(text);
+      this.bytes += text.length;
+      if (this.pending.size === 0 && this.bytes > COMPACT_BYTES) await this.rewrite();
+    });
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Record that `tmp` on `node` is about to become `path` with this checksum. */
+  async add(i: Omit<Intent, 'id'>): Promise<Intent> {
+    const intent: Intent = { id: this.next++, ...i };
+    this.pending.set(intent.id, intent);
+    await this.append({ op: 'add', ...intent });
+    return intent;
+  }
+
+  async done(id: number): Promise<void> {
+    if (!this.pending.delete(id)) return;
+    await this.append({ op: 'done', id });
+  }
+
+  /** Replace the file with the pending intents only. */
+  private async rewrite(): Promise<void> {
+    await this.fh?.close().catch(() => undefined);
+    this.fh = null;
+    const text = [...this.pending.values()].map((i) => JSON.stringify({ op: 'add', ...i }) + '\n').join('');
+    await fs.mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
+    const tmp = this.file + '.tmp';
+    await fs.writeFile(tmp, text, { mode: 0o600 });
+    await fs.rename(tmp, this.file);
+    this.bytes = text.length;
+  }
+
+  async close(): Promise<void> {
+    await this.chain;
+    await this.fh?.close().catch(() => undefined);
+    this.fh = null;
+  }
+}
