@@ -522,8 +522,17 @@ export class GridFs {
     }
   }
 
-  private nodeIds(names: readonly string[]): number[] {
-    return this.nodes.filter((n) => names.includes(n.name) && n.id > 0).map((n) => n.id);
+  /** Registered node ids for node names, with the node paths that go with them (same order). */
+  private handledOf(names: readonly string[], paths?: readonly string[]): { ids: number[]; paths: string[] | undefined } {
+    const ids: number[] = [];
+    const ps: string[] = [];
+    names.forEach((name, i) => {
+      const n = this.nodes.find((x) => x.name === name && x.id > 0);
+      if (!n) return;
+      ids.push(n.id);
+      if (paths) ps.push(paths[i]!);
+    });
+    return { ids, paths: paths ? ps : undefined };
   }
 
   /** Apply one metadata change in a transaction (live or from the journal). */
@@ -547,11 +556,15 @@ export class GridFs {
         await announce(tx, { origin: this.origin, paths: [rec.path] });
         return r.file;
       }
-      case 'unlink':
-        return unlinkFile(tx, rec.path, this.nodeIds(rec.nodes));
-      case 'rename':
-        await renamePath(tx, rec.from, rec.to, this.nodeIds(rec.nodes));
+      case 'unlink': {
+        const h = this.handledOf(rec.nodes, rec.paths);
+        return unlinkFile(tx, rec.path, h.ids, h.paths);
+      }
+      case 'rename': {
+        const h = this.handledOf(rec.nodes, rec.paths);
+        await renamePath(tx, rec.from, rec.to, h.ids, h.ids, h.paths);
         return null;
+      }
       case 'mkdir':
         return makeFolder(tx, rec.path, rec);
       case 'rmdir':
@@ -1344,7 +1357,7 @@ export class GridFs {
     });
     this.forgetReplicas(vpath);
     this.handles.unlinked(vpath);
-    if (!r || r.src === 'meta' || !this.metaUp) await this.mutate({ op: 'unlink', path: vpath, nodes: handled });
+    if (!r || r.src === 'meta' || !this.metaUp) await this.mutate({ op: 'unlink', path: vpath, nodes: handled, paths: handled.map((n) => reps.get(n) ?? vpath) });
     this.forgetReplicasOf(r);
     this.cache.invalidate(vpath);
   }
@@ -1437,7 +1450,7 @@ export class GridFs {
     this.handles.rename(from, to);
     const srcInMeta = src?.src === 'meta';
     if (srcInMeta || !this.metaUp) {
-      await this.mutate({ op: 'rename', from, to, nodes: handled }).catch((err: unknown) => {
+      await this.mutate({ op: 'rename', from, to, nodes: handled, paths: srcIsDir ? undefined : handled.map((n) => reps.get(n) ?? from) }).catch((err: unknown) => {
         // a file created by this mount and not registered yet: nothing to move in metadata
         if (codeOf(err) !== 'ENOENT' || srcInMeta) throw err;
       });

@@ -79,14 +79,18 @@ export async function removeFolder(db: Queryable, vpath: string): Promise<void> 
  * `handledNodeIds` (bytes already removed) are dropped, others stay as
  * pending deletes. Returns the row, or null when no live file has the path.
  */
-export async function unlinkFile(db: Queryable, vpath: string, handledNodeIds: readonly number[]): Promise<FileRow | null> {
+export async function unlinkFile(db: Queryable, vpath: string, handledNodeIds: readonly number[], handledPaths?: readonly string[]): Promise<FileRow | null> {
   const rows = await db.query<FileRow & Record<string, unknown>>(
     `UPDATE files SET deleted_at = now(), folder_id = NULL, ctime_us = $2 WHERE path = $1 AND deleted_at IS NULL RETURNING ${FILE_COLUMNS}`,
     [vpath, nowUs()],
   );
   const file = rows[0];
   if (!file) return null;
-  await db.query('DELETE FROM replicas WHERE file_id = $1 AND node_id = ANY($2::int[])', [file.id, handledNodeIds]);
+  // only the copies the caller removed: a replica elsewhere on a handled node stays a pending delete
+  await db.query(
+    'DELETE FROM replicas r USING unnest($2::int[], $3::text[]) AS h(node_id, path) WHERE r.file_id = $1 AND r.node_id = h.node_id AND r.path = h.path',
+    [file.id, handledNodeIds, handledPaths ?? handledNodeIds.map(() => vpath)],
+  );
   await announce(db, { paths: [vpath] });
   return file;
 }
@@ -117,7 +121,15 @@ export interface RenameResult {
  * `handledNodeIds` (renamed on those nodes); the others stay pending.
  * ENOENT when `from` is unknown to metadata.
  */
-export async function renamePath(db: Queryable, from: string, to: string, handledNodeIds: readonly number[], dstHandledNodeIds: readonly number[] = handledNodeIds): Promise<RenameResult> {
+export async function renamePath(
+  db: Queryable,
+  from: string,
+  to: string,
+  handledNodeIds: readonly number[],
+  dstHandledNodeIds: readonly number[] = handledNodeIds,
+  /** per handled node, the node path it moved (default `from`); a replica elsewhere stays a pending rename */
+  handledPaths?: readonly string[],
+): Promise<RenameResult> {
   if (from === '/' || to === '/') throw new MetaFsError('EBUSY', 'the root cannot be renamed');
   if (to.startsWith(from + '/')) throw new MetaFsError('EINVAL', `cannot move ${from} into itself`);
   const srcFile = (await db.query<FileRow & Record<string, unknown>>(`SELECT ${FILE_COLUMNS} FROM files WHERE path = $1 AND deleted_at IS NULL FOR UPDATE`, [from]))[0] ?? null;
@@ -134,7 +146,10 @@ export async function renamePath(db: Queryable, from: string, to: string, handle
     const parent = await ensureFolder(db, parentOf(to));
     await renameTombstones(db, 'id = $1', [srcFile.id]);
     await db.query('UPDATE files SET path = $2, folder_id = $3, ctime_us = $4 WHERE id = $1', [srcFile.id, to, parent.id, now]);
-    await db.query('UPDATE replicas SET path = $2 WHERE file_id = $1 AND node_id = ANY($3::int[])', [srcFile.id, to, handledNodeIds]);
+    await db.query(
+      'UPDATE replicas r SET path = $2 FROM unnest($3::int[], $4::text[]) AS h(node_id, path) WHERE r.file_id = $1 AND r.node_id = h.node_id AND r.path = h.path',
+      [srcFile.id, to, handledNodeIds, handledPaths ?? handledNodeIds.map(() => from)],
+    );
     await announce(db, { paths: [from, to] });
     return { kind: 'file', replaced };
   }

@@ -283,6 +283,26 @@ export async function finishNodeWork(store: MetaStore, nodeId: number, item: { f
   });
 }
 
+/**
+ * Apply a pending rename of this node's replica under the file's row lock,
+ * so that it cannot interleave with a mount registering a new version of
+ * the file (which puts its own bytes at the file's path): only while the
+ * file is live at `toPath` and this node's replica row still names
+ * `fromNodePath` does `move` run and the row follow. Returns false (nothing
+ * moved) when either changed meanwhile; the caller looks again later.
+ */
+export async function moveReplicaLocked(store: MetaStore, nodeId: number, fileId: number, fromNodePath: string, toPath: string, move: () => Promise<void>): Promise<boolean> {
+  return store.txn(async (tx) => {
+    const f = await tx.query<{ path: string }>('SELECT path FROM files WHERE id = $1 AND deleted_at IS NULL FOR UPDATE', [fileId]);
+    const r = await tx.query<{ path: string }>('SELECT path FROM replicas WHERE file_id = $1 AND node_id = $2', [fileId, nodeId]);
+    if (f[0]?.path !== toPath || r[0]?.path !== fromNodePath) return false;
+    await move();
+    await tx.query('UPDATE replicas SET path = $3 WHERE file_id = $1 AND node_id = $2', [fileId, nodeId, toPath]);
+    await tx.query('DELETE FROM node_work WHERE node_id = $1 AND file_id = $2', [nodeId, fileId]);
+    return true;
+  });
+}
+
 /** Remember over-replicated files (reported; trimmed by `replicate --trim`). */
 export async function markOverReplicated(db: Queryable, fileIds: readonly number[]): Promise<void> {
   if (fileIds.length) await db.query('INSERT INTO over_replicated (file_id) SELECT unnest($1::bigint[]) ON CONFLICT DO NOTHING', [fileIds]);

@@ -22,7 +22,7 @@ import { rank } from './rendezvous.js';
 import { placementNodes, dropReplica, type DropReason } from '../meta/replicas.js';
 import { heartbeat } from '../meta/nodes.js';
 import {
-  claimCopies, clearOverReplicated, deferQueued, dueWork, enqueue, expireClaims, finishNodeWork, markOverReplicated, nodeWork,
+  claimCopies, clearOverReplicated, deferQueued, dueWork, enqueue, expireClaims, finishNodeWork, markOverReplicated, moveReplicaLocked, nodeWork,
   overReplicated, pathHeldOnNode, pathTakenOnNode, recordCopies, releaseClaims, releaseNodeClaims, removeQueued, renewClaims, workFiles, type NodeWorkItem, type QueueCursor, type QueueEntry, type WorkFile,
 } from '../meta/queue.js';
 import { recordProblem, resolveProblems } from '../meta/problems.js';
@@ -179,8 +179,8 @@ export async function applyNodeWork(ctx: ReplicatorContext, stats: ReplicateStat
               await recordProblem(store, { kind: 'other', nodeId: node.id, fileId: item.fileId, path: item.filePath, detail: `pending rename from ${item.nodePath}: another file's replica occupies the new path on ${node.name}` });
               continue;
             }
-            await moveLocal(root, from, to);
-            await finishNodeWork(store, node.id, { fileId: item.fileId, newNodePath: item.filePath });
+            // under the file's row lock: a mount registering a new version meanwhile has put its bytes at `to` itself
+            if (!(await moveReplicaLocked(store, node.id, item.fileId, item.nodePath, item.filePath, () => moveLocal(root, from, to)))) continue;
             stats.renamesApplied++;
           } else if (await exists(to)) {
             await finishNodeWork(store, node.id, { fileId: item.fileId, newNodePath: item.filePath }); // moved already (folder rename)
@@ -189,8 +189,7 @@ export async function applyNodeWork(ctx: ReplicatorContext, stats: ReplicateStat
             // a folder rename may have carried the bytes to a path that is neither
             const carried = await findCarriedCopy(ctx, item);
             if (carried) {
-              await moveLocal(root, onNode(root, carried), to);
-              await finishNodeWork(store, node.id, { fileId: item.fileId, newNodePath: item.filePath });
+              if (!(await moveReplicaLocked(store, node.id, item.fileId, item.nodePath, item.filePath, () => moveLocal(root, onNode(root, carried), to)))) continue;
               stats.renamesApplied++;
               continue;
             }

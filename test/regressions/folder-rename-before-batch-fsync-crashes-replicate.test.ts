@@ -26,7 +26,7 @@ t.test('a folder renamed in the middle of a replicate run', async (t) => {
   }
   const runs = ['n1', 'n2'].map((n) => spawnDaemon(t, `replicate ${n}`, ['replicator', 'replicate', '-c', g.nodeConfigs[n]!]));
   const copying = async () => {
-    for (const n of ['n1', 'n2']) if ((await fs.readdir(path.join(g.nodes[n]!, 'd')).catch(() => [] as string[])).some((x) => x.startsWith('.ggfs-part-'))) return true;
+    for (const n of ['n1', 'n2']) if ((await fs.readdir(path.join(g.nodes[n]!, '.ggfs-tmp')).catch(() => [] as string[])).some((x) => x.startsWith('replica-'))) return true;
     return false;
   };
   t.ok(await until(copying, 20_000, 20), 'copies started');

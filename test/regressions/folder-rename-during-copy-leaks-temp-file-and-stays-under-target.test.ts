@@ -21,7 +21,7 @@ for (const op of (process.env.GEOGRIDFS_FAULTS === 'full' ? ['dirrename', 'unlin
     const holder = (await fs.readdir(path.join(g.nodes.n1!, 'd')).catch(() => [] as string[])).includes('big.bin') ? 'n1' : 'n2';
     const other = holder === 'n1' ? 'n2' : 'n1';
     const rep = spawnDaemon(t, 'replicate', ['replicator', 'replicate', '-c', g.nodeConfigs[other]!]);
-    t.ok(await until(async () => (await fs.readdir(path.join(g.nodes[other]!, 'd')).catch(() => [] as string[])).some((n) => n.startsWith('.ggfs-part-')), 20_000, 20), 'the copy started');
+    t.ok(await until(async () => (await fs.readdir(path.join(g.nodes[other]!, '.ggfs-tmp')).catch(() => [] as string[])).some((n) => n.startsWith('replica-')), 20_000, 20), 'the copy started');
     await sleep(300);
     if (op === 'unlink') await fs.unlink(path.join(m.mountpoint, 'd/big.bin'));
     else if ((op as string) === 'rename') await fs.rename(path.join(m.mountpoint, 'd/big.bin'), path.join(m.mountpoint, 'd/moved.bin'));
