@@ -895,7 +895,21 @@ export class GridFs {
     return this.handles.add(w);
   }
 
+  /**
+   * Descriptors opened with O_APPEND: their writes go to the real end of the
+   * file. The kernel computes an append's offset from its cached size,
+   * which lags a change made through another mount for up to the attribute
+   * time-out; a local disk or NFS (close-to-open) would append at the end.
+   */
+  private readonly appendFds = new Set<number>();
+
   async open(vpath: string, flags: number): Promise<number> {
+    const fd = await this.openFd(vpath, flags);
+    if (flags & OPEN.APPEND && (flags & 3) !== OPEN.RDONLY) this.appendFds.add(fd);
+    return fd;
+  }
+
+  private async openFd(vpath: string, flags: number): Promise<number> {
     const accmode0 = flags & 3;
     const live = this.handles.liveWriter(vpath);
     if (live) {
@@ -906,6 +920,11 @@ export class GridFs {
       }
       if (flags & OPEN.TRUNC) await this.truncateWriter(live, 0);
       return this.share(live);
+    }
+    if (accmode0 !== OPEN.RDONLY) {
+      // a writer starts from the current version, never from a cached row another mount has replaced
+      this.cache.invalidate(vpath);
+      this.forgetReplicas(vpath);
     }
     let r = await this.resolve(vpath);
     if (!r) throw new FsError('ENOENT', vpath);
@@ -1019,6 +1038,7 @@ export class GridFs {
     if (!h) throw new FsError('EBADF');
     if (h.kind !== 'write') throw new FsError('EBADF', 'not open for writing');
     await this.writable(h);
+    if (this.appendFds.has(fd)) position = h.size;
     if (h.hash && position === h.seqOffset) {
       h.hash.update(data);
       h.seqOffset += data.length;
@@ -1260,6 +1280,7 @@ export class GridFs {
     const h = this.handles.get(fd);
     if (!h) return;
     this.handles.remove(fd);
+    this.appendFds.delete(fd);
     if (h.kind === 'write') return this.releaseWriter(h);
     if (h.writer) await this.releaseWriter(h.writer);
     if (h.fh) await this.io.close(h.candidates[h.index]!.node, h.fh);

@@ -270,6 +270,7 @@ export const OPEN = {
   RDWR: fsc.O_RDWR,
   CREAT: fsc.O_CREAT,
   TRUNC: fsc.O_TRUNC,
+  APPEND: fsc.O_APPEND,
   EXCL: fsc.O_EXCL,
   NOFOLLOW: fsc.O_NOFOLLOW,
 } as const;
