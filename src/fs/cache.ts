@@ -24,6 +24,18 @@ export class MetaCache {
   private readonly map = new Map<string, Slot>();
   private hits = 0;
   private misses = 0;
+  /**
+   * Bumped by every invalidation. A lookup notes it before asking
+   * PostgreSQL and stores its answer only if no invalidation came in
+   * meanwhile: an answer read before another mount's commit must not be
+   * cached after that commit's NOTIFY went by.
+   */
+  private gen = 0;
+
+  /** The current generation, to pass to `set` after a lookup. */
+  get generation(): number {
+    return this.gen;
+  }
 
   constructor(
     private readonly maxEntries: number,
@@ -60,9 +72,11 @@ export class MetaCache {
     for (const [k, slot] of this.map) yield [k, slot.value];
   }
 
-  set(vpath: string, value: Known): void {
+  /** Cache an answer; with `since` (the generation before the lookup), only when nothing was invalidated meanwhile. */
+  set(vpath: string, value: Known, since?: number): void {
     const ttl = value === null ? this.negativeMs : this.positiveMs;
     if (ttl <= 0) return;
+    if (since !== undefined && since !== this.gen) return;
     this.map.delete(vpath);
     this.map.set(vpath, { value, expires: Date.now() + ttl });
     while (this.map.size > this.maxEntries) {
@@ -72,17 +86,20 @@ export class MetaCache {
   }
 
   invalidate(vpath: string): void {
+    this.gen++;
     this.map.delete(vpath);
   }
 
   /** Drop a folder and everything under it. */
   invalidateSubtree(folder: string): void {
+    this.gen++;
     this.map.delete(folder);
     const prefix = folder === '/' ? '/' : folder + '/';
     for (const key of this.map.keys()) if (key.startsWith(prefix)) this.map.delete(key);
   }
 
   clear(): void {
+    this.gen++;
     this.map.clear();
   }
 

@@ -334,6 +334,19 @@ export class GridFs {
   /** intents whose commit is running now (the resolver leaves them alone) */
   private readonly inFlight = new Set<number>();
 
+  /** Rename a writer's temp over its path on the node (making the folders again if another mount removed them). */
+  private async publish(node: StorageNode, tmp: string, target: string): Promise<void> {
+    await this.ensureNodeDir(node, parentOf(target));
+    try {
+      await this.io.rename(node, tmp, target);
+    } catch (err) {
+      if (codeOf(err) !== 'ENOENT' || !(await this.io.lstatOrNull(node, tmp))) throw err;
+      this.forgetNodeDirs(parentOf(target));
+      await this.ensureNodeDir(node, parentOf(target));
+      await this.io.rename(node, tmp, target);
+    }
+  }
+
   /** A fresh temp path (node-relative) for a writer's bytes. */
   private newTmpPath(): string {
     return `${WRITE_TMP_DIR}/${this.tmpPrefix}${Date.now().toString(36)}-${(this.tmpSeq++).toString(36)}-${randomBytes(4).toString('hex')}`;
@@ -372,8 +385,7 @@ export class GridFs {
           committed = e?.type === 'file' && e.file.checksum === i.checksum && e.file.size === i.size;
         }
         if (committed) {
-          await this.ensureNodeDir(node, parentOf(i.path));
-          await this.io.rename(node, i.tmp, i.path);
+          await this.publish(node, i.tmp, i.path);
           this.log.info({ path: i.path, node: node.name }, 'write finished after an interruption: bytes put in place');
         } else {
           await this.io.unlink(node, i.tmp).catch(() => undefined);
@@ -614,10 +626,11 @@ export class GridFs {
     if (this.degraded) return 'offline';
     const hit = this.cache.get(vpath);
     if (hit !== undefined) return hit;
+    const since = this.cache.generation;
     try {
       const e = await lookup(this.store, vpath);
       const known: Known = e === null ? null : e.type === 'folder' ? { type: 'folder', folder: e.folder } : { type: 'file', file: e.file };
-      this.cache.set(vpath, known);
+      this.cache.set(vpath, known, since);
       return known;
     } catch (err) {
       if (!isConnectionError(err)) throw err;
@@ -684,14 +697,15 @@ export class GridFs {
     const metaNames = new Set<string>();
     if (r.src === 'meta' && r.known.type === 'folder' && this.metaUp) {
       try {
+        const since = this.cache.generation;
         const { folders, files } = await listFolder(this.store, r.known.folder.id);
         for (const f of folders) {
           metaNames.add(f.path.slice(f.path.lastIndexOf('/') + 1));
-          this.cache.set(f.path, { type: 'folder', folder: f });
+          this.cache.set(f.path, { type: 'folder', folder: f }, since);
         }
         for (const f of files) {
           metaNames.add(f.path.slice(f.path.lastIndexOf('/') + 1));
-          this.cache.set(f.path, { type: 'file', file: f });
+          this.cache.set(f.path, { type: 'file', file: f }, since);
         }
       } catch (err) {
         if (!isConnectionError(err)) throw err;
@@ -1001,13 +1015,28 @@ export class GridFs {
     throw new FsError('EIO', `no replica of ${h.path} could be opened: ${(lastErr as Error)?.message}`);
   }
 
-  async read(fd: number, length: number, position: number): Promise<Buffer> {
+  /**
+   * Read from an open file (fail-over to the next replica inside). With
+   * `into` (at least `length` bytes, memory the caller owns after a time-out
+   * too), the first attempt reads straight into it and the result is a view
+   * of it; after a failed attempt the next ones use fresh memory, since the
+   * failed call may still write into `into` later. So a result that is not a
+   * view of `into` means `into` must not be reused.
+   */
+  async read(fd: number, length: number, position: number, into?: Buffer): Promise<Buffer> {
     const h = this.handles.get(fd);
     if (!h) throw new FsError('EBADF');
-    if (h.kind === 'write') return this.io.read(h.node, h.fh, length, position);
+    let dst = into?.subarray(0, length);
+    const readAt = async (node: StorageNode, fh: NonNullable<ReadHandle['fh']>): Promise<Buffer> => {
+      const buf = dst ?? Buffer.allocUnsafe(length);
+      dst = undefined;
+      const n = await this.io.readInto(node, fh, buf, position);
+      return n === buf.length ? buf : buf.subarray(0, n);
+    };
+    if (h.kind === 'write') return readAt(h.node, h.fh);
     if (h.writer) {
       const w = h.writer;
-      if (!w.closed) return this.io.read(w.node, w.fh, length, position);
+      if (!w.closed) return readAt(w.node, w.fh);
       // the writer closed (its bytes are published): read the file as anyone would
       h.writer = undefined;
       const r = await this.resolve(h.path);
@@ -1020,7 +1049,7 @@ export class GridFs {
       if (!h.fh) await this.openReplica(h);
       const c = h.candidates[h.index]!;
       try {
-        return await this.io.read(c.node, h.fh!, length, position);
+        return await readAt(c.node, h.fh!);
       } catch (err) {
         this.log.warn({ node: c.node.name, path: c.path, code: codeOf(err) }, 'read failed: failing over to the next replica');
         this.forgetReplicas(h.path);
@@ -1191,6 +1220,7 @@ export class GridFs {
       await this.io.call(node, `utimes ${h.path}`, () => h.fh.utimes(h.atimeMs / 1000, h.mtimeMs / 1000));
       intent = await this.intents.add({ node: node.name, tmp, path: h.path, checksum, size });
       this.inFlight.add(intent.id);
+      const since = this.cache.generation;
       const row = await this.mutate({
         op: 'commit',
         path: h.path,
@@ -1209,8 +1239,7 @@ export class GridFs {
       h.tmp = null;
       h.nodePath = target;
       try {
-        await this.ensureNodeDir(node, parentOf(target));
-        await this.io.rename(node, tmp, target);
+        await this.publish(node, tmp, target);
         this.inFlight.delete(intent.id);
         await this.intents.done(intent.id);
       } catch (err) {
@@ -1220,7 +1249,7 @@ export class GridFs {
       }
       intent = null;
       if (row && 'checksum' in row) {
-        this.cache.set(target, { type: 'file', file: row });
+        this.cache.set(target, { type: 'file', file: row }, since);
         h.fileId = row.id;
       } else this.cache.invalidate(target);
       this.forgetReplicas(target);

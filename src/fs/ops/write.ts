@@ -1,9 +1,16 @@
 /** write(path, fd, buf, len, pos): bytes to the handle's node; the checksum follows sequential writes. */
 import { defineOp } from './types.js';
+import { ioBuffers } from './buffers.js';
 
 export const write = defineOp({
   name: 'write',
   reply: 'bytes',
-  // copy: the kernel's buffer is gone once we answer, a timed-out write may still run
-  run: (fs, _path: string, fd: number, buf: Buffer, len: number, pos: number) => fs.write(fd, Buffer.from(buf.subarray(0, len)), pos),
+  run: async (fs, _path: string, fd: number, buf: Buffer, len: number, pos: number) => {
+    // copy into the mount's own buffer: FUSE's is freed once we answer, and a timed-out write may still run (see buffers.ts)
+    const own = ioBuffers.take(len);
+    buf.copy(own, 0, 0, len);
+    const n = await fs.write(fd, own, pos);
+    ioBuffers.give(own); // only after success: on an error a storage call may still hold it
+    return n;
+  },
 });
