@@ -160,8 +160,19 @@ export class NodeIo {
 
   async read(node: StorageNode, fh: fs.FileHandle, length: number, position: number): Promise<Buffer> {
     const buf = Buffer.allocUnsafe(length);
-    const { bytesRead } = await this.call(node, 'read', () => fh.read(buf, 0, length, position));
+    const bytesRead = await this.readInto(node, fh, buf, position);
     return bytesRead === length ? buf : buf.subarray(0, bytesRead);
+  }
+
+  /**
+   * Read up to `dst.length` bytes at `position` straight into `dst`; resolves
+   * to the number of bytes read (0 at end of file). No allocation, no copy.
+   * `dst` must stay valid memory even after this rejects: a call that timed
+   * out may still complete later on its thread and write into it (so never
+   * pass a buffer that is freed when you answer, such as FUSE's own).
+   */
+  readInto(node: StorageNode, fh: fs.FileHandle, dst: Buffer, position: number): Promise<number> {
+    return this.call(node, 'read', async () => (await fh.read(dst, 0, dst.length, position)).bytesRead);
   }
 
   async write(node: StorageNode, fh: fs.FileHandle, data: Buffer, position: number): Promise<number> {
