@@ -11,12 +11,19 @@
  * whose path differs from its file's path is a pending rename.
  *
  * Errors carry an errno name in `code` (ENOENT, EEXIST, ENOTEMPTY, ENOTDIR,
- * EISDIR, EINVAL), like Node's own fs errors.
+ * EISDIR, EINVAL, EBUSY), like Node's own fs errors.
+ *
+ * makeFolder, removeFolder, unlinkFile, renamePath and setAttributes are each
+ * ONE statement (a function of sql/0003_fs_functions.sql): one round trip,
+ * atomic on its own. The *Fast variants run one of them outside any
+ * transaction (no BEGIN/COMMIT round trips), retrying deadlocks and
+ * serialization failures as store.txn() would.
  */
 import type { Queryable } from './store.js';
-import { announce, ensureFolder, getFolder, getFile, nowUs, FILE_COLUMNS, FOLDER_COLUMNS, type FileRow, type FileVersion, type FolderRow } from './files.js';
+import { announce, ensureFolder, getFolder, getFile, nowUs, FILE_COLUMNS, FOLDER_COLUMNS, META_CHANNEL, type FileRow, type FileVersion, type FolderRow, type MetaChange } from './files.js';
+import { GeoError } from '../util/errors.js';
 import type { Classification } from '../util/classify.js';
-import { parentOf, subtreeRange } from '../util/vpath.js';
+import { parentOf } from '../util/vpath.js';
 
 export type MetaErrno = 'ENOENT' | 'EEXIST' | 'ENOTEMPTY' | 'ENOTDIR' | 'EISDIR' | 'EINVAL' | 'EBUSY';
 
@@ -46,65 +53,68 @@ export async function folderHasChildren(db: Queryable, folderId: number): Promis
   return rows.length > 0;
 }
 
-/**
- * Create a folder. Missing ancestors (known only on the nodes) are created
- * too. EEXIST when a folder or live file holds the path.
- */
-export async function makeFolder(db: Queryable, vpath: string, attrs: EntryAttrs): Promise<FolderRow> {
-  if (await getFile(db, vpath)) throw new MetaFsError('EEXIST', `${vpath} exists`);
-  const parent = await ensureFolder(db, parentOf(vpath));
-  const now = nowUs();
-  const rows = await db.query<FolderRow & Record<string, unknown>>(
-    `INSERT INTO folders (path, parent_id, mode, uid, gid, mtime_us, ctime_us) VALUES ($1, $2, $3, $4, $5, $6, $7)
-     ON CONFLICT (path) DO NOTHING RETURNING ${FOLDER_COLUMNS}`,
-    [vpath, parent.id, attrs.mode & 0o7777, attrs.uid, attrs.gid, attrs.mtimeUs ?? now, now],
-  );
-  if (!rows[0]) throw new MetaFsError('EEXIST', `${vpath} exists`);
-  await announce(db, { paths: [vpath] });
-  return rows[0];
+/** SQLSTATE of the errors raised by the functions of sql/0003 (errno name in `hint`). */
+const FS_ERROR_STATE = 'GGFS1';
+const ERRNOS = new Set<string>(['ENOENT', 'EEXIST', 'ENOTEMPTY', 'ENOTDIR', 'EISDIR', 'EINVAL', 'EBUSY']);
+
+/** The error a function of sql/0003 raised, as the TypeScript versions threw it: MetaFsError, or GeoError CONFLICT. */
+function fsError(err: unknown): unknown {
+  const e = err as { code?: string; hint?: string; message?: string } | null;
+  if (!e || e.code !== FS_ERROR_STATE) return err;
+  if (e.hint === 'CONFLICT') return new GeoError('CONFLICT', e.message ?? 'conflict', { cause: err });
+  if (e.hint && ERRNOS.has(e.hint)) return new MetaFsError(e.hint as MetaErrno, e.message ?? e.hint);
+  return err;
 }
 
-/** Remove an empty folder. ENOTEMPTY when it has children; ENOENT when unknown (a no-op is not an error for the caller to decide). */
+async function call<T extends Record<string, unknown>>(db: Queryable, sql: string, params: unknown[]): Promise<T[]> {
+  try {
+    return await db.query<T>(sql, params);
+  } catch (err) {
+    throw fsError(err);
+  }
+}
+
+/** The NOTIFY payload announce() would send for `change` (a large one names the common parents instead). */
+function payloadOf(change: MetaChange): string {
+  const payload = JSON.stringify(change);
+  if (payload.length < 7900) return payload;
+  const parents = new Set<string>([...(change.subtrees ?? []), ...(change.paths ?? []).map(parentOf)]);
+  return JSON.stringify({ origin: change.origin, subtrees: [...parents].slice(0, 50), paths: [] });
+}
+
+/**
+ * Create a folder. Missing ancestors (known only on the nodes) are created
+ * too. EEXIST when a folder or live file holds the path; GeoError CONFLICT
+ * when a live file holds an ancestor's path.
+ */
+export async function makeFolder(db: Queryable, vpath: string, attrs: EntryAttrs): Promise<FolderRow> {
+  const rows = await call<FolderRow & Record<string, unknown>>(
+    db,
+    `SELECT ${FOLDER_COLUMNS} FROM geogridfs_make_folder($1, $2, $3, $4, $5, $6, $7, $8)`,
+    [vpath, attrs.mode & 0o7777, attrs.uid, attrs.gid, attrs.mtimeUs ?? null, nowUs(), META_CHANNEL, payloadOf({ paths: [vpath] })],
+  );
+  return rows[0]!;
+}
+
+/** Remove an empty folder. ENOTEMPTY when it has children; ENOENT when unknown (a no-op is not an error for the caller to decide); EBUSY for the root. */
 export async function removeFolder(db: Queryable, vpath: string): Promise<void> {
   if (vpath === '/') throw new MetaFsError('EBUSY', 'the root cannot be removed');
-  const folder = await getFolder(db, vpath);
-  if (!folder) throw new MetaFsError('ENOENT', `${vpath} is not a folder`);
-  if (await folderHasChildren(db, folder.id)) throw new MetaFsError('ENOTEMPTY', `${vpath} is not empty`);
-  await db.query('DELETE FROM folders WHERE id = $1', [folder.id]);
-  await announce(db, { paths: [vpath] });
+  await call(db, 'SELECT geogridfs_remove_folder($1, $2, $3)', [vpath, META_CHANNEL, payloadOf({ paths: [vpath] })]);
 }
 
 /**
  * Delete a live file or symlink: it becomes a tombstone; the replicas on
- * `handledNodeIds` (bytes already removed) are dropped, others stay as
- * pending deletes. Returns the row, or null when no live file has the path.
+ * `handledNodeIds` at `handledPaths` (bytes already removed there; default
+ * `vpath` on each) are dropped, others stay as pending deletes. Returns the
+ * row, or null when no live file has the path.
  */
 export async function unlinkFile(db: Queryable, vpath: string, handledNodeIds: readonly number[], handledPaths?: readonly string[]): Promise<FileRow | null> {
-  const rows = await db.query<FileRow & Record<string, unknown>>(
-    `UPDATE files SET deleted_at = now(), folder_id = NULL, ctime_us = $2 WHERE path = $1 AND deleted_at IS NULL RETURNING ${FILE_COLUMNS}`,
-    [vpath, nowUs()],
+  const rows = await call<FileRow & Record<string, unknown>>(
+    db,
+    `SELECT ${FILE_COLUMNS} FROM geogridfs_unlink_file($1, $2::int[], $3::text[], $4, $5, $6)`,
+    [vpath, handledNodeIds, handledPaths ?? handledNodeIds.map(() => vpath), nowUs(), META_CHANNEL, payloadOf({ paths: [vpath] })],
   );
-  const file = rows[0];
-  if (!file) return null;
-  // only the copies the caller removed: a replica elsewhere on a handled node stays a pending delete
-  await db.query(
-    'DELETE FROM replicas r USING unnest($2::int[], $3::text[]) AS h(node_id, path) WHERE r.file_id = $1 AND r.node_id = h.node_id AND r.path = h.path',
-    [file.id, handledNodeIds, handledPaths ?? handledNodeIds.map(() => vpath)],
-  );
-  await announce(db, { paths: [vpath] });
-  return file;
-}
-
-/** Leave a tombstone at a file's old path pointing at the moved row. */
-async function renameTombstones(db: Queryable, where: string, params: unknown[]): Promise<void> {
-  await db.query(
-    `INSERT INTO files (path, folder_id, kind, size, mode, uid, gid, atime_us, mtime_us, ctime_us, checksum, symlink_target,
-                        class, replica_target, backup_target, version, deleted_at, renamed_to)
-     SELECT path, NULL, kind, size, mode, uid, gid, atime_us, mtime_us, ctime_us, checksum, symlink_target,
-            class, replica_target, backup_target, version, now(), id
-       FROM files WHERE deleted_at IS NULL AND ${where}`,
-    params,
-  );
+  return rows[0] ?? null;
 }
 
 export interface RenameResult {
@@ -115,11 +125,11 @@ export interface RenameResult {
 
 /**
  * Rename a file, symlink or folder (with its whole subtree) in one
- * transaction, with POSIX overwrite rules: a file replaces a file; a folder
- * replaces an empty folder; EISDIR/ENOTDIR/ENOTEMPTY/EINVAL otherwise.
- * Tombstones are left at the old paths. Replica paths are moved for
- * `handledNodeIds` (renamed on those nodes); the others stay pending.
- * ENOENT when `from` is unknown to metadata.
+ * statement, with POSIX overwrite rules: a file replaces a file; a folder
+ * replaces an empty folder; EISDIR/ENOTDIR/ENOTEMPTY/EINVAL otherwise, EBUSY
+ * for the root. Tombstones are left at the old paths. Replica paths are
+ * moved for `handledNodeIds` (renamed on those nodes); the others stay
+ * pending. ENOENT when `from` is unknown to metadata.
  */
 export async function renamePath(
   db: Queryable,
@@ -132,49 +142,26 @@ export async function renamePath(
 ): Promise<RenameResult> {
   if (from === '/' || to === '/') throw new MetaFsError('EBUSY', 'the root cannot be renamed');
   if (to.startsWith(from + '/')) throw new MetaFsError('EINVAL', `cannot move ${from} into itself`);
-  const srcFile = (await db.query<FileRow & Record<string, unknown>>(`SELECT ${FILE_COLUMNS} FROM files WHERE path = $1 AND deleted_at IS NULL FOR UPDATE`, [from]))[0] ?? null;
-  const srcFolder = srcFile ? null : await getFolder(db, from);
-  if (!srcFile && !srcFolder) throw new MetaFsError('ENOENT', `${from} is unknown`);
-  const dstFile = await getFile(db, to);
-  const dstFolder = dstFile ? null : await getFolder(db, to);
-  const now = nowUs();
-  let replaced: FileRow | null = null;
-
-  if (srcFile) {
-    if (dstFolder) throw new MetaFsError('EISDIR', `${to} is a folder`);
-    if (dstFile) replaced = await unlinkFile(db, to, dstHandledNodeIds);
-    const parent = await ensureFolder(db, parentOf(to));
-    await renameTombstones(db, 'id = $1', [srcFile.id]);
-    await db.query('UPDATE files SET path = $2, folder_id = $3, ctime_us = $4 WHERE id = $1', [srcFile.id, to, parent.id, now]);
-    await db.query(
-      'UPDATE replicas r SET path = $2 FROM unnest($3::int[], $4::text[]) AS h(node_id, path) WHERE r.file_id = $1 AND r.node_id = h.node_id AND r.path = h.path',
-      [srcFile.id, to, handledNodeIds, handledPaths ?? handledNodeIds.map(() => from)],
-    );
-    await announce(db, { paths: [from, to] });
-    return { kind: 'file', replaced };
-  }
-
-  // a folder and its subtree
-  if (dstFile) throw new MetaFsError('ENOTDIR', `${to} is not a folder`);
-  if (dstFolder) {
-    if (await folderHasChildren(db, dstFolder.id)) throw new MetaFsError('ENOTEMPTY', `${to} is not empty`);
-    await db.query('DELETE FROM folders WHERE id = $1', [dstFolder.id]);
-  }
-  const parent = await ensureFolder(db, parentOf(to));
-  const [lo, hi] = subtreeRange(from);
-  const cut = from.length + 1; // substr() is 1-based: keep the part after `from`
-  await renameTombstones(db, 'path >= $1 AND path < $2', [lo, hi]);
-  await db.query(
-    `UPDATE replicas r SET path = $3 || substr(r.path, $4)
-       FROM files f WHERE f.id = r.file_id AND f.deleted_at IS NULL AND f.path >= $1 AND f.path < $2
-        AND r.node_id = ANY($5::int[]) AND r.path = f.path`,
-    [lo, hi, to, cut, handledNodeIds],
+  const rows = await call<{ renameKind: 'file' | 'folder'; id: number | null } & Record<string, unknown>>(
+    db,
+    `SELECT x.o_kind AS "renameKind", y.*
+       FROM geogridfs_rename($1, $2, $3::int[], $4::text[], $5::int[], $6, $7, $8, $9, $10) x
+       LEFT JOIN LATERAL (SELECT ${FILE_COLUMNS} FROM (SELECT (x.o_replaced).*) z WHERE z.id IS NOT NULL) y ON true`,
+    [
+      from,
+      to,
+      handledNodeIds,
+      handledPaths ?? handledNodeIds.map(() => from),
+      dstHandledNodeIds,
+      nowUs(),
+      META_CHANNEL,
+      payloadOf({ paths: [from, to] }),
+      payloadOf({ subtrees: [from, to] }),
+      payloadOf({ paths: [to] }),
+    ],
   );
-  await db.query(`UPDATE files SET path = $3 || substr(path, $4), ctime_us = $5 WHERE deleted_at IS NULL AND path >= $1 AND path < $2`, [lo, hi, to, cut, now]);
-  await db.query(`UPDATE folders SET path = $3 || substr(path, $4) WHERE path >= $1 AND path < $2`, [lo, hi, to, cut]);
-  await db.query('UPDATE folders SET path = $2, parent_id = $3, ctime_us = $4 WHERE id = $1', [srcFolder!.id, to, parent.id, now]);
-  await announce(db, { subtrees: [from, to] });
-  return { kind: 'folder', replaced: null };
+  const { renameKind, ...replaced } = rows[0]!;
+  return { kind: renameKind, replaced: replaced.id === null ? null : (replaced as unknown as FileRow) };
 }
 
 export interface SetAttrs {
@@ -187,24 +174,72 @@ export interface SetAttrs {
 
 /** Change mode/owner/times of a live file or a folder. Returns false when metadata does not know the path. */
 export async function setAttributes(db: Queryable, vpath: string, a: SetAttrs): Promise<boolean> {
-  const now = nowUs();
-  const params = [vpath, a.mode === undefined ? null : a.mode & 0o7777, a.uid ?? null, a.gid ?? null, a.mtimeUs ?? null, now];
-  const files = await db.query(
-    `UPDATE files SET mode = coalesce($2, mode), uid = coalesce($3, uid), gid = coalesce($4, gid),
-            mtime_us = coalesce($5, mtime_us), atime_us = coalesce($7, atime_us), ctime_us = $6
-      WHERE path = $1 AND deleted_at IS NULL RETURNING id`,
-    [...params, a.atimeUs ?? null],
-  );
-  if (files.length === 0) {
-    const folders = await db.query(
-      `UPDATE folders SET mode = coalesce($2, mode), uid = coalesce($3, uid), gid = coalesce($4, gid),
-              mtime_us = coalesce($5, mtime_us), ctime_us = $6 WHERE path = $1 RETURNING id`,
-      params,
-    );
-    if (folders.length === 0) return false;
+  const rows = await call<{ ok: boolean }>(db, 'SELECT geogridfs_set_attributes($1, $2, $3, $4, $5, $6, $7, $8, $9) AS ok', [
+    vpath,
+    a.mode === undefined ? null : a.mode & 0o7777,
+    a.uid ?? null,
+    a.gid ?? null,
+    a.mtimeUs ?? null,
+    a.atimeUs ?? null,
+    nowUs(),
+    META_CHANNEL,
+    payloadOf({ paths: [vpath] }),
+  ]);
+  return rows[0]!.ok;
+}
+
+/** SQLSTATEs after which a statement is retried whole (as store.txn() retries a transaction). */
+const RETRYABLE = new Set(['40001', '40P01']);
+
+/** Run one single-statement operation outside a transaction, retrying deadlocks and serialization failures with bounded, jittered backoff. */
+async function alone<T>(fn: () => Promise<T>, attempts = 8): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const code = (err as { code?: string } | null)?.code;
+      if (!code || !RETRYABLE.has(code) || attempt >= attempts) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(1000, 5 * 2 ** attempt) * (0.5 + Math.random())));
+    }
   }
-  await announce(db, { paths: [vpath] });
-  return true;
+}
+
+/*
+ * The mount's hot path for namespace changes: the same operations run on the
+ * store itself (pass the MetaStore, not a transaction), one round trip each,
+ * atomic on their own, with the same results and errors.
+ */
+
+/** makeFolder in one round trip, outside any transaction. */
+export function makeFolderFast(store: Queryable, vpath: string, attrs: EntryAttrs): Promise<FolderRow> {
+  return alone(() => makeFolder(store, vpath, attrs));
+}
+
+/** removeFolder in one round trip, outside any transaction. */
+export function removeFolderFast(store: Queryable, vpath: string): Promise<void> {
+  return alone(() => removeFolder(store, vpath));
+}
+
+/** unlinkFile in one round trip, outside any transaction. */
+export function unlinkFileFast(store: Queryable, vpath: string, handledNodeIds: readonly number[], handledPaths?: readonly string[]): Promise<FileRow | null> {
+  return alone(() => unlinkFile(store, vpath, handledNodeIds, handledPaths));
+}
+
+/** renamePath in one round trip, outside any transaction. */
+export function renamePathFast(
+  store: Queryable,
+  from: string,
+  to: string,
+  handledNodeIds: readonly number[],
+  dstHandledNodeIds: readonly number[] = handledNodeIds,
+  handledPaths?: readonly string[],
+): Promise<RenameResult> {
+  return alone(() => renamePath(store, from, to, handledNodeIds, dstHandledNodeIds, handledPaths));
+}
+
+/** setAttributes in one round trip, outside any transaction. */
+export function setAttributesFast(store: Queryable, vpath: string, a: SetAttrs): Promise<boolean> {
+  return alone(() => setAttributes(store, vpath, a));
 }
 
 /** Create a symlink entry. EEXIST when the path is taken. */
