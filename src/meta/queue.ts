@@ -204,7 +204,9 @@ export async function recordCopies(store: MetaStore, nodeId: number, holder: str
       await tx.query(
         `INSERT INTO replicas (file_id, node_id, version, path, verified_at)
          SELECT u.f, $1, u.v, u.p, now() FROM unnest($2::bigint[], $3::bigint[], $4::text[]) AS u(f, v, p)
-         ON CONFLICT (file_id, node_id) DO UPDATE SET version = EXCLUDED.version, path = EXCLUDED.path, verified_at = now()`,
+         ON CONFLICT (file_id, node_id) DO UPDATE SET version = EXCLUDED.version, path = EXCLUDED.path, verified_at = now()
+         -- never downgrade: a mount may have published a newer version on this node since the copy was placed
+         WHERE replicas.version <= EXCLUDED.version`,
         [nodeId, ok.map((c) => c.fileId), ok.map((c) => c.version), ok.map((c) => c.nodePath)],
       );
       await tx.query('DELETE FROM copy_claims WHERE file_id = ANY($1::bigint[]) AND node_id = $2 AND holder = $3', [ok.map((c) => c.fileId), nodeId, holder]);
@@ -300,6 +302,23 @@ export async function moveReplicaLocked(store: MetaStore, nodeId: number, fileId
     await tx.query('UPDATE replicas SET path = $3 WHERE file_id = $1 AND node_id = $2', [fileId, nodeId, toPath]);
     await tx.query('DELETE FROM node_work WHERE node_id = $1 AND file_id = $2', [nodeId, fileId]);
     return true;
+  });
+}
+
+/**
+ * Run `fn` holding the file's row lock, with the row as it is now (null when
+ * gone). A replicator places a copy this way, so that a mount registering a
+ * newer version cannot be overtaken: either the mount's commit came first
+ * (the version differs: nothing is placed) or it waits and publishes its
+ * bytes after.
+ */
+export async function underFileLock<T>(store: MetaStore, fileId: number, fn: (file: { path: string; version: number; deleted: boolean } | null) => Promise<T>): Promise<T> {
+  return store.txn(async (tx) => {
+    const rows = await tx.query<{ path: string; version: number; deleted: boolean }>(
+      'SELECT path, version, (deleted_at IS NOT NULL) AS deleted FROM files WHERE id = $1 FOR UPDATE',
+      [fileId],
+    );
+    return fn(rows[0] ? { ...rows[0], version: Number(rows[0].version) } : null);
   });
 }
 

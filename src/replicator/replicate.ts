@@ -22,7 +22,7 @@ import { rank } from './rendezvous.js';
 import { placementNodes, dropReplica, type DropReason } from '../meta/replicas.js';
 import { heartbeat } from '../meta/nodes.js';
 import {
-  claimCopies, clearOverReplicated, deferQueued, dueWork, enqueue, expireClaims, finishNodeWork, markOverReplicated, moveReplicaLocked, nodeWork,
+  claimCopies, clearOverReplicated, deferQueued, dueWork, enqueue, expireClaims, finishNodeWork, markOverReplicated, moveReplicaLocked, nodeWork, underFileLock,
   overReplicated, pathHeldOnNode, pathTakenOnNode, recordCopies, releaseClaims, releaseNodeClaims, removeQueued, renewClaims, workFiles, type NodeWorkItem, type QueueCursor, type QueueEntry, type WorkFile,
 } from '../meta/queue.js';
 import { recordProblem, resolveProblems } from '../meta/problems.js';
@@ -544,7 +544,16 @@ async function copyHere(ctx: ReplicatorContext, f: WorkFile, nodes: Map<number, 
         await enqueue(store, [f.id], 'path-busy', 10);
         return;
       }
-      const created = await placeTemp(root, copied.temp, dest);
+      // placed under the file's row lock, only while it is still this version at this path
+      const placed = await underFileLock(store, f.id, async (cur) =>
+        cur && !cur.deleted && cur.path === f.path && cur.version === f.version ? { created: await placeTemp(root, copied.temp, dest) } : null,
+      );
+      if (!placed) {
+        await unlinkQuiet(copied.temp);
+        await enqueue(store, [f.id], 'changed', 0);
+        return;
+      }
+      const created = placed.created;
       await ctx.hooks?.afterPlace?.({ id: f.id, path: f.path });
       stats.copied++;
       stats.copiedBytes += got.size;
