@@ -8,7 +8,7 @@
 import t from 'tap';
 import { scratchDir } from '../helpers/db.js';
 import { ensureEmbedded, stopEmbedded } from '../../src/embedded/server.js';
-import { FULL, Model, compareTree, type TreeCheck, faultGrid, figures, seeds, sleep, spawnDaemon, treeOk, underTarget, until } from './lib.js';
+import { FULL, Model, compareTree, type TreeCheck, faultGrid, figures, seeds, sleep, spawnDaemon, treeOk, underTarget, until, whyUnder } from './lib.js';
 import { runWriters } from './writers.js';
 
 // Known open failure with two mounts (issue 7 report): each mount replays its
@@ -51,7 +51,7 @@ for (const seed of seeds([21], [21, 22])) for (const { mounts, known } of cases)
       60_000,
       1000,
     );
-    t.ok(converged, 'journals replayed, daemons reconnected: every file at target, fsck clean', known);
+    t.ok(converged, 'journals replayed, daemons reconnected: every file at target, fsck clean', { ...known, ...(converged ? {} : { why: await whyUnder(g), watchers: watchers.map((w) => w.output().slice(-3000)) }) });
     for (const w of watchers) t.ok(w.alive(), `${w.name} is still running (reconnected by itself)`, { output: w.output().slice(-1500) });
     const full = await g.fsck(['--checksums', '--orphans']);
     t.equal(full.code, 0, 'fsck --checksums --orphans clean', { out: (full.stdout + full.stderr).slice(-3000), ...known });

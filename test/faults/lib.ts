@@ -429,3 +429,22 @@ export async function until(check: () => Promise<boolean>, ms: number, every = 5
 }
 
 export { randomBytes };
+
+/** Why files are under target: their queue entries and the open problems (for failure diagnostics). */
+export async function whyUnder(g: Grid): Promise<{ queue: unknown[]; problems: unknown[]; replicas: unknown[] }> {
+  const under = await underTarget(g);
+  const paths = under.map((u) => u.path).slice(0, 20);
+  const queue = await g.store.query(
+    `SELECT f.path, q.reason, q.not_before > now() AS deferred FROM replication_queue q JOIN files f ON f.id = q.file_id WHERE f.path = ANY($1::text[])`,
+    [paths],
+  );
+  const replicas = await g.store.query(
+    `SELECT f.path, f.version AS "fileVersion", n.name AS node, r.version, r.path AS "nodePath" FROM files f JOIN replicas r ON r.file_id = f.id JOIN nodes n ON n.id = r.node_id
+      WHERE f.deleted_at IS NULL AND f.path = ANY($1::text[]) ORDER BY f.path, n.name`,
+    [paths],
+  );
+  const problems = await g.store.query(`SELECT kind, path, detail FROM problems WHERE resolved_at IS NULL ORDER BY id DESC LIMIT 30`).catch(async () =>
+    g.store.query(`SELECT kind, path, detail FROM problems ORDER BY id DESC LIMIT 30`),
+  );
+  return { queue, problems, replicas };
+}
