@@ -26,7 +26,10 @@ import type { Queryable } from '../meta/store.js';
 import type { MetaAccess } from './meta-access.js';
 import { isConnectionError } from '../meta/store.js';
 import { commitFileVersion, listFolder, lookup, replicasOf, META_CHANNEL, type ReplicaRow, type FileRow, type FolderRow, type MetaChange, nowUs, announce } from '../meta/files.js';
-import { commitVersionFast, folderHasChildren, knownReplicaPaths, makeFolder, makeSymlink, removeFolder, renamePath, setAttributes, unlinkFile } from '../meta/fs-ops.js';
+import {
+  commitVersionFast, folderHasChildren, knownReplicaPaths, makeFolder, makeFolderFast, makeSymlink, removeFolder, removeFolderFast, renamePath, renamePathFast,
+  setAttributes, setAttributesFast, unlinkFile, unlinkFileFast,
+} from '../meta/fs-ops.js';
 import { listNodes } from '../meta/nodes.js';
 import { recordProblem } from '../meta/problems.js';
 import { NodeIo, OPEN, type StorageNode } from '../storage/node-io.js';
@@ -590,6 +593,31 @@ export class GridFs {
     }
   }
 
+  /** A namespace change in one round trip (no BEGIN/COMMIT); undefined for records that need a transaction. */
+  private async applyFast(rec: JournalRecord): Promise<FileRow | FolderRow | null | undefined> {
+    switch (rec.op) {
+      case 'unlink': {
+        const h = this.handledOf(rec.nodes, rec.paths);
+        return unlinkFileFast(this.store, rec.path, h.ids, h.paths);
+      }
+      case 'rename': {
+        const h = this.handledOf(rec.nodes, rec.paths);
+        await renamePathFast(this.store, rec.from, rec.to, h.ids, h.ids, h.paths);
+        return null;
+      }
+      case 'mkdir':
+        return makeFolderFast(this.store, rec.path, rec);
+      case 'rmdir':
+        await removeFolderFast(this.store, rec.path);
+        return null;
+      case 'setattr':
+        await setAttributesFast(this.store, rec.path, rec);
+        return null;
+      default:
+        return undefined;
+    }
+  }
+
   /**
    * Make a metadata change: in one transaction when the database answers,
    * else durably journaled (and replayed later). Returns the row written, or
@@ -611,6 +639,8 @@ export class GridFs {
             if (row) return row;
           }
         }
+        const fast = await this.applyFast(rec);
+        if (fast !== undefined) return fast;
         return await this.store.txn((tx) => this.applyRecord(tx, rec));
       } catch (err) {
         if (!isConnectionError(err)) throw err;
