@@ -1156,8 +1156,26 @@ export class GridFs {
   }
 
   private async copyOnWrite(h: WriteHandle, keep: number): Promise<void> {
-    const node = h.node;
-    const { tmp, fh } = await this.openTmp(node, h.mode, h.uid, h.gid);
+    // the temp goes next to the published bytes when that node takes writes; else (read-only, full, down)
+    // to the next node of the placement policy, the bytes copied across
+    let node = h.node;
+    let t: { tmp: string; fh: WriteHandle['fh'] } | null = null;
+    let lastErr: unknown = null;
+    const order = [h.node, ...(await this.placement(h.path).catch(() => [] as StorageNode[])).filter((n) => n.name !== h.node.name)];
+    for (const n of order) {
+      if (n !== h.node && n.state !== 'active') continue;
+      try {
+        t = await this.openTmp(n, h.mode, h.uid, h.gid);
+        node = n;
+        break;
+      } catch (err) {
+        lastErr = err;
+        if (!TRY_NEXT_NODE.has(codeOf(err) ?? '')) throw err;
+        this.log.info({ node: n.name, path: h.path, code: codeOf(err) }, 'write moved to the next node');
+      }
+    }
+    if (!t) throw lastErr ?? new FsError('EROFS', `no node takes writes for ${h.path}`);
+    const { tmp, fh } = t;
     let copied: { hash: ReturnType<typeof createHash>; copied: number };
     try {
       copied = await this.copyWriterBytes(h, node, fh, Math.min(keep, h.size));
@@ -1167,12 +1185,18 @@ export class GridFs {
       throw err;
     }
     const old = h.fh;
+    const oldNode = h.node;
     h.fh = fh;
     h.tmp = tmp;
     h.size = copied.copied;
     h.hash = copied.hash;
     h.seqOffset = copied.copied;
-    await this.io.close(node, old);
+    if (node !== oldNode) {
+      // published from another node: this node's copy (if any) becomes a stale replica for the replicator
+      h.node = node;
+      h.nodePath = h.path;
+    }
+    await this.io.close(oldNode, old);
   }
 
   /**
