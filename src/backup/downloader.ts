@@ -149,6 +149,22 @@ export class Downloader {
     this.waiters.shift()?.();
   }
 
+  /** the last place in line for a download slot (see takeTurn) */
+  private line: Promise<void> = Promise.resolve();
+
+  /**
+   * A place in line for a download slot, taken when download() is called:
+   * files get their slot in feed order, whatever their local checks cost
+   * before they ask for it. `pass` lets the next one ask (once this one
+   * holds a slot, or needs none).
+   */
+  private takeTurn(): { ready: Promise<void>; pass: () => void } {
+    const ready = this.line;
+    let pass!: () => void;
+    this.line = new Promise<void>((r) => (pass = r));
+    return { ready, pass };
+  }
+
   /** folders with renames not yet fsynced (done once per folder by syncDirs, before anything is reported) */
   private dirtyDirs = new Set<string>();
 
@@ -182,7 +198,7 @@ export class Downloader {
    * size and sha256, set mode and mtime and fsync it (all on the open file).
    * Holds a download slot only while bytes come over the network.
    */
-  private async attempt(f: RemoteFile, part: string, result: DownloadResult, reserve: (bytes: number) => void): Promise<Verified> {
+  private async attempt(f: RemoteFile, part: string, result: DownloadResult, reserve: (bytes: number) => void, turn: { ready: Promise<void>; pass: () => void }): Promise<Verified> {
     let have = await stat(part).then((s) => s.size, () => 0);
     if (have > f.size) {
       await rm(part, { force: true });
@@ -194,7 +210,9 @@ export class Downloader {
     let fh: FileHandle | null = null;
     try {
       if (!(have === f.size && f.size > 0)) {
+        await turn.ready;
         await this.acquire();
+        turn.pass();
         try {
           const headers: Record<string, string> = { 'if-match': `"${f.checksum}"` };
           if (have > 0 && have < f.size) {
@@ -273,26 +291,32 @@ export class Downloader {
    */
   async download(f: RemoteFile, dest: string): Promise<DownloadResult> {
     const part = this.partialPath(f);
-    if (!this.partialDirReady) {
-      await mkdir(path.dirname(part), { recursive: true });
-      this.partialDirReady = true;
-    }
     const result: DownloadResult = { transferred: 0, resumedFrom: 0, stamp: { s: 0, m: '0' } };
     let integrityFailures = 0;
-    const verified = await this.opts.client.withRetries(`download ${f.path}`, async () => {
-      let reserved = 0;
-      try {
-        return await this.attempt(f, part, result, (n) => {
-          reserved = n;
-          this.reserved += n;
-        });
-      } catch (err) {
-        if (err instanceof IntegrityError && ++integrityFailures < 2) throw Object.assign(err, { code: 'ECONNRESET' });
-        throw err;
-      } finally {
-        this.reserved -= reserved;
+    const turn = this.takeTurn();
+    let verified: Verified;
+    try {
+      if (!this.partialDirReady) {
+        await mkdir(path.dirname(part), { recursive: true });
+        this.partialDirReady = true;
       }
-    });
+      verified = await this.opts.client.withRetries(`download ${f.path}`, async () => {
+        let reserved = 0;
+        try {
+          return await this.attempt(f, part, result, (n) => {
+            reserved = n;
+            this.reserved += n;
+          }, turn);
+        } catch (err) {
+          if (err instanceof IntegrityError && ++integrityFailures < 2) throw Object.assign(err, { code: 'ECONNRESET' });
+          throw err;
+        } finally {
+          this.reserved -= reserved;
+        }
+      });
+    } finally {
+      turn.pass();
+    }
     result.stamp = verified.stamp;
     await rename(part, dest).catch(async (err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
