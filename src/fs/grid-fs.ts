@@ -215,7 +215,7 @@ export class GridFs {
     every(10_000, () => this.refreshNodes());
     every(1_000, async () => {
       if (this.degraded) await this.tryRecover();
-      if (this.intents.pending.size > this.inFlight.size) await this.resolveIntents(false);
+      if (this.intents.unowned > 0) await this.resolveIntents(false);
     });
   }
 
@@ -334,9 +334,6 @@ export class GridFs {
 
   // ---------------------------------------------------------------- publishing writes
 
-  /** intents whose commit is running now (the resolver leaves them alone) */
-  private readonly inFlight = new Set<number>();
-
   /** Rename a writer's temp over its path on the node (making the folders again if another mount removed them). */
   private async publish(node: StorageNode, tmp: string, target: string): Promise<void> {
     await this.ensureNodeDir(node, parentOf(target));
@@ -364,7 +361,7 @@ export class GridFs {
    */
   private async resolveIntents(sweep: boolean): Promise<void> {
     for (const i of [...this.intents.pending.values()]) {
-      if (this.inFlight.has(i.id)) continue;
+      if (this.intents.isOwned(i.id)) continue;
       const node = this.nodes.find((n) => n.name === i.node);
       try {
         if (!node) {
@@ -449,7 +446,7 @@ export class GridFs {
         if (this.degraded) this.log.info('PostgreSQL is back: journal replayed');
         this.degraded = false;
         this.cache.clear();
-        if (this.intents.pending.size > this.inFlight.size) await this.resolveIntents(false);
+        if (this.intents.unowned > 0) await this.resolveIntents(false);
       }
     } catch (err) {
       if (!isConnectionError(err)) this.log.warn({ err }, 'journal replay stopped');
@@ -1273,7 +1270,6 @@ export class GridFs {
       if ((h.mode & 0o7777) !== ((h.mode & 0o7777) | 0o600)) await this.io.call(node, `chmod ${h.path}`, () => h.fh.chmod(h.mode & 0o7777));
       await this.io.call(node, `utimes ${h.path}`, () => h.fh.utimes(h.atimeMs / 1000, h.mtimeMs / 1000));
       intent = await this.intents.add({ node: node.name, tmp, path: h.path, checksum, size });
-      this.inFlight.add(intent.id);
       const since = this.cache.generation;
       const row = await this.mutate({
         op: 'commit',
@@ -1294,11 +1290,10 @@ export class GridFs {
       h.nodePath = target;
       try {
         await this.publish(node, tmp, target);
-        this.inFlight.delete(intent.id);
         await this.intents.done(intent.id);
       } catch (err) {
         // the resolver retries the rename (metadata has the version); the handle reads its temp meanwhile
-        this.inFlight.delete(intent.id);
+        this.intents.release(intent.id);
         this.log.warn({ path: target, node: node.name, code: codeOf(err), err: (err as Error).message }, 'new version registered but not yet in place on the node: retried');
       }
       intent = null;
@@ -1315,7 +1310,6 @@ export class GridFs {
     } catch (err) {
       if (intent) {
         // not registered: nothing to finish; the temp stays the handle's
-        this.inFlight.delete(intent.id);
         await this.intents.done(intent.id).catch(() => undefined);
       }
       h.dirty = true;

@@ -41,6 +41,27 @@ export class IntentLog {
   private bytes = 0;
   /** intents added and not done yet (this run's and a previous run's) */
   readonly pending = new Map<number, Intent>();
+  /**
+   * pending intents whose commit is still running: the resolver must leave
+   * them alone (added before the intent line is even written, so that no
+   * resolver run can see an intent its commit has not finished with)
+   */
+  private readonly owned = new Set<number>();
+
+  /** True when a commit of this run still handles the intent. */
+  isOwned(id: number): boolean {
+    return this.owned.has(id);
+  }
+
+  /** Pending intents nobody handles: a previous run's, or ones whose publish failed. */
+  get unowned(): number {
+    return this.pending.size - this.owned.size;
+  }
+
+  /** The commit gives the intent up (its publish failed): the resolver finishes it. */
+  release(id: number): void {
+    this.owned.delete(id);
+  }
 
   constructor(readonly file: string) {}
 
@@ -90,15 +111,17 @@ export class IntentLog {
     return next;
   }
 
-  /** Record that `tmp` on `node` is about to become `path` with this checksum. */
+  /** Record that `tmp` on `node` is about to become `path` with this checksum; the caller owns it until done() or release(). */
   async add(i: Omit<Intent, 'id'>): Promise<Intent> {
     const intent: Intent = { id: this.next++, ...i };
+    this.owned.add(intent.id);
     this.pending.set(intent.id, intent);
     await this.append({ op: 'add', ...intent });
     return intent;
   }
 
   async done(id: number): Promise<void> {
+    this.owned.delete(id);
     if (!this.pending.delete(id)) return;
     await this.append({ op: 'done', id });
   }

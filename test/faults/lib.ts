@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BIN, childEnv, cliProcess, type CliResult } from '../helpers/cli.js';
 import { scratchDir, writeConfig } from '../helpers/db.js';
-import { makeGrid, sleep, type Grid } from '../helpers/mount.js';
+import { keepLog, makeGrid, sleep, type Grid } from '../helpers/mount.js';
 
 export { sleep };
 export const FULL = process.env.GEOGRIDFS_FAULTS === 'full';
@@ -98,7 +98,9 @@ export interface Daemon {
 export function spawnDaemon(t: Tap, name: string, args: string[], env: NodeJS.ProcessEnv = {}): Daemon {
   const child = spawn(process.execPath, [BIN, ...args], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
+  const keep = keepLog(name, child.pid);
   const add = (d: Buffer) => {
+    keep?.(d);
     out += d.toString();
     if (out.length > 256_000) out = out.slice(-128_000);
   };

@@ -4,6 +4,8 @@
  */
 import { PassThrough } from 'node:stream';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCli } from '../../src/cli/main.js';
 
@@ -49,6 +51,12 @@ export function cliProcess(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
+      if (process.env.GEOGRIDFS_TEST_LOGS) {
+        const name = args.filter((a) => !a.startsWith('-') && !a.includes('/')).slice(0, 2).join('-') || 'cli';
+        void fs.mkdir(process.env.GEOGRIDFS_TEST_LOGS, { recursive: true })
+          .then(() => fs.appendFile(path.join(process.env.GEOGRIDFS_TEST_LOGS!, `cli-${name}.log`), `--- ${new Date().toISOString()} pid ${child.pid} ${args.join(' ')} exit ${code}\n${stdout}${stderr}`))
+          .catch(() => undefined);
+      }
       resolve({ code: code ?? -1, stdout, stderr });
     });
   });

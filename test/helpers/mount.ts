@@ -54,6 +54,20 @@ export interface GridOptions {
   threadPoolSize?: number;
 }
 
+/**
+ * With GEOGRIDFS_TEST_LOGS=DIR, a child's whole output is also appended to
+ * DIR/<name>-<pid>.log (for reading after a failure; tests keep only a tail).
+ */
+export function keepLog(name: string, pid: number | undefined): ((d: Buffer) => void) | null {
+  const dir = process.env.GEOGRIDFS_TEST_LOGS;
+  if (!dir) return null;
+  const file = path.join(dir, `${name.replace(/[^A-Za-z0-9_.-]+/g, '_')}-${pid ?? 0}.log`);
+  let chain: Promise<unknown> = fs.mkdir(dir, { recursive: true }).catch(() => undefined);
+  return (d: Buffer) => {
+    chain = chain.then(() => fs.appendFile(file, d)).catch(() => undefined);
+  };
+}
+
 function fusermountU(mnt: string): Promise<void> {
   return new Promise((resolve) => execFile('fusermount', ['-uz', mnt], () => resolve()));
 }
@@ -66,8 +80,15 @@ export async function startMountProcess(t: Tap, configFile: string, mnt: string,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const keep = keepLog(`mount-${path.basename(mnt)}`, child.pid);
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+    keep?.(d);
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    out += d.toString();
+    keep?.(d);
+  });
   let exited = false;
   const exit = new Promise<number | null>((resolve) =>
     child.on('exit', (code) => {
