@@ -103,6 +103,12 @@ export interface DownloaderOptions {
   onBytes?: (n: number) => void;
 }
 
+/** A place in line for a download slot (Downloader.takeTurn). */
+export interface Turn {
+  ready: Promise<void>;
+  pass: () => void;
+}
+
 /** A partial file written and verified, ready to be renamed into place. */
 interface Verified {
   /** size and mtime (ns, decimal) as the index records them */
@@ -153,12 +159,13 @@ export class Downloader {
   private line: Promise<void> = Promise.resolve();
 
   /**
-   * A place in line for a download slot, taken when download() is called:
-   * files get their slot in feed order, whatever their local checks cost
-   * before they ask for it. `pass` lets the next one ask (once this one
-   * holds a slot, or needs none).
+   * A place in line for a download slot. The agent takes one per feed item,
+   * in feed order, before the item's local checks (which take their own
+   * time), and hands it to download(): files get their slots in feed order.
+   * `pass` lets the next one ask (once this one holds a slot, or when the
+   * item needs no download); passing twice is harmless.
    */
-  private takeTurn(): { ready: Promise<void>; pass: () => void } {
+  takeTurn(): Turn {
     const ready = this.line;
     let pass!: () => void;
     this.line = new Promise<void>((r) => (pass = r));
@@ -198,7 +205,7 @@ export class Downloader {
    * size and sha256, set mode and mtime and fsync it (all on the open file).
    * Holds a download slot only while bytes come over the network.
    */
-  private async attempt(f: RemoteFile, part: string, result: DownloadResult, reserve: (bytes: number) => void, turn: { ready: Promise<void>; pass: () => void }): Promise<Verified> {
+  private async attempt(f: RemoteFile, part: string, result: DownloadResult, reserve: (bytes: number) => void, turn: Turn): Promise<Verified> {
     let have = await stat(part).then((s) => s.size, () => 0);
     if (have > f.size) {
       await rm(part, { force: true });
@@ -289,11 +296,10 @@ export class Downloader {
    * Retries transient failures (resuming), honours 429 (client), throws
    * FreeSpaceError, SupersededError, IntegrityError (after one fresh retry).
    */
-  async download(f: RemoteFile, dest: string): Promise<DownloadResult> {
+  async download(f: RemoteFile, dest: string, turn: Turn = this.takeTurn()): Promise<DownloadResult> {
     const part = this.partialPath(f);
     const result: DownloadResult = { transferred: 0, resumedFrom: 0, stamp: { s: 0, m: '0' } };
     let integrityFailures = 0;
-    const turn = this.takeTurn();
     let verified: Verified;
     try {
       if (!this.partialDirReady) {

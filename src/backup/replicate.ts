@@ -22,7 +22,7 @@ import type { Logger } from '../util/log.js';
 import { silentLogger } from '../util/log.js';
 import type { FeedItem, FeedPage } from '../meta/feed.js';
 import { ApiClient, ThrottledError, HttpError } from './api-client.js';
-import { Downloader, FreeSpaceError, SupersededError, sha256File } from './downloader.js';
+import { Downloader, FreeSpaceError, SupersededError, sha256File, type Turn } from './downloader.js';
 import { LocalIndex, migrateIndex, readCursorState, statePaths, takeLock, writeCursor, type IndexEntry } from './local-state.js';
 import { copyPathOf, ensureParents, moveInto, isOurs, localPathOf, localStat, type LocalStat, moveAside, moveToTrash, pruneEmpty, removeLocal, stamp } from './local-files.js';
 
@@ -221,6 +221,8 @@ export class Replicator {
       // the same id run in seq order.
       const held = index.get(item.id);
       const gone = item.deleted || !item.wanted;
+      // its place in line for a download slot, in feed order (passed when done, whatever happened)
+      const turn = this.downloader.takeTurn();
       let keys: string[];
       let fn: () => Promise<void>;
       if (gone && !held) {
@@ -229,11 +231,11 @@ export class Replicator {
       } else {
         keys = [`p:${item.path}`, `i:${item.id}`];
         if (held && !held.h && held.p !== item.path) keys.push(`p:${held.p}`);
-        fn = gone ? () => this.handleGone(item) : () => this.handleLive(item);
+        fn = gone ? () => this.handleGone(item) : () => this.handleLive(item, turn);
       }
       return queue.run(keys, async (): Promise<Outcome> => {
-        if (this.stop) return 'stopped';
         try {
+          if (this.stop) return 'stopped';
           await fn();
           return 'done';
         } catch (err) {
@@ -250,6 +252,8 @@ export class Replicator {
           this.log.error({ path: item.path, err: (err as Error).message }, 'backup of this item failed');
           this.problems.push({ kind: 'other', path: item.path, detail: `backup host could not store it (retried next run): ${(err as Error).message}` });
           return 'failed';
+        } finally {
+          turn.pass();
         }
       });
     });
@@ -338,7 +342,7 @@ export class Replicator {
   }
 
   /** A live file or symlink: make the local copy at its path this version, moving ours from where we hold it. */
-  private async handleLive(item: FeedItem): Promise<void> {
+  private async handleLive(item: FeedItem, turn: Turn): Promise<void> {
     const local = localPathOf(this.opts.folder, item.path);
     if (!local) {
       this.problems.push({ kind: 'other', path: item.path, detail: 'path collides with the backup agent\'s state folder; not backed up' });
@@ -423,7 +427,7 @@ export class Replicator {
     // 3. download (over our own older copy, if any)
     let r;
     try {
-      r = await this.downloader.download({ id: item.id, path: item.path, size: item.size, checksum: item.checksum!, mode: item.mode, mtimeUs: item.mtimeUs }, local);
+      r = await this.downloader.download({ id: item.id, path: item.path, size: item.size, checksum: item.checksum!, mode: item.mode, mtimeUs: item.mtimeUs }, local, turn);
     } catch (err) {
       if (err instanceof SupersededError) {
         // changed, renamed or deleted since this page: a later feed entry carries its new state

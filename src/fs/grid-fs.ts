@@ -22,8 +22,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Stats } from 'node:fs';
 import type { Config } from '../config/schema.js';
-import type { Queryable } from '../meta/store.js';
+import { PathLockUnavailable, type LockedDb, type Queryable } from '../meta/store.js';
 import type { MetaAccess } from './meta-access.js';
+
+/** Where a change's metadata statements go: the store, or the connection holding its path locks. */
+type MetaDb = Pick<MetaAccess, 'query' | 'txn'> | LockedDb;
 import { isConnectionError } from '../meta/store.js';
 import { commitFileVersion, listFolder, lookup, replicasOf, META_CHANNEL, type ReplicaRow, type FileRow, type FolderRow, type MetaChange, nowUs, announce } from '../meta/files.js';
 import {
@@ -136,6 +139,20 @@ export function inoOfPath(vpath: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < vpath.length; i++) h = Math.imul(h ^ vpath.charCodeAt(i), 0x01000193);
   return (0x80000000 | (h >>> 0)) >>> 0;
+}
+
+/** EIO for a replica whose bytes are not the version metadata names (their size differs). */
+function wrongSize(node: string, nodePath: string, got: number, want: number): FsError {
+  return Object.assign(new FsError('EIO', `${node}:${nodePath} has ${got} bytes, metadata says ${want}`), { wrongSize: true });
+}
+
+function isWrongSize(err: unknown): boolean {
+  return (err as { wrongSize?: boolean } | null)?.wrongSize === true;
+}
+
+/** The size metadata gives a file (undefined for node-only entries and folders). */
+function sizeOf(r: Resolved): number | undefined {
+  return r.src === 'meta' && r.known.type === 'file' && r.known.file.kind === 'file' ? r.known.file.size : undefined;
 }
 
 function isDir(r: Resolved): boolean {
@@ -298,7 +315,7 @@ export class GridFs {
   }
 
   /** Replica lists by file id, checked against the file's version; dropped on NOTIFY of the path and on our own changes. */
-  private readonly replicaCache = new Map<number, { version: number; at: number; rows: ReplicaRow[] }>();
+  private readonly replicaCache = new Map<number, { version: number; path: string; at: number; rows: ReplicaRow[] }>();
 
   private clearReplicas(): void {
     this.replicaGen++;
@@ -322,12 +339,13 @@ export class GridFs {
   /** Replicas of a file (cached 30 s for its current version). */
   private async replicas(file: FileRow): Promise<ReplicaRow[]> {
     const hit = this.replicaCache.get(file.id);
-    if (hit && hit.version === file.version && Date.now() - hit.at < 30_000) return hit.rows;
+    // only for the version and path they were read for (a rename moves the replicas' node paths too)
+    if (hit && hit.version === file.version && hit.path === file.path && Date.now() - hit.at < 30_000) return hit.rows;
     const gen = this.replicaGen;
     const rows = await replicasOf(this.store, file.id);
     if (gen === this.replicaGen) {
       if (this.replicaCache.size > 50_000) this.clearReplicas();
-      this.replicaCache.set(file.id, { version: file.version, at: Date.now(), rows });
+      this.replicaCache.set(file.id, { version: file.version, path: file.path, at: Date.now(), rows });
     }
     return rows;
   }
@@ -385,7 +403,7 @@ export class GridFs {
           committed = e?.type === 'file' && e.file.checksum === i.checksum && e.file.size === i.size;
         }
         if (committed) {
-          await this.publish(node, i.tmp, i.path);
+          await this.locked([i.path], () => this.publish(node, i.tmp, i.path));
           this.log.info({ path: i.path, node: node.name }, 'write finished after an interruption: bytes put in place');
         } else {
           await this.io.unlink(node, i.tmp).catch(() => undefined);
@@ -591,24 +609,24 @@ export class GridFs {
   }
 
   /** A namespace change in one round trip (no BEGIN/COMMIT); undefined for records that need a transaction. */
-  private async applyFast(rec: JournalRecord): Promise<FileRow | FolderRow | null | undefined> {
+  private async applyFast(rec: JournalRecord, db: Queryable): Promise<FileRow | FolderRow | null | undefined> {
     switch (rec.op) {
       case 'unlink': {
         const h = this.handledOf(rec.nodes, rec.paths);
-        return unlinkFileFast(this.store, rec.path, h.ids, h.paths);
+        return unlinkFileFast(db, rec.path, h.ids, h.paths);
       }
       case 'rename': {
         const h = this.handledOf(rec.nodes, rec.paths);
-        await renamePathFast(this.store, rec.from, rec.to, h.ids, h.ids, h.paths);
+        await renamePathFast(db, rec.from, rec.to, h.ids, h.ids, h.paths);
         return null;
       }
       case 'mkdir':
-        return makeFolderFast(this.store, rec.path, rec);
+        return makeFolderFast(db, rec.path, rec);
       case 'rmdir':
-        await removeFolderFast(this.store, rec.path);
+        await removeFolderFast(db, rec.path);
         return null;
       case 'setattr':
-        await setAttributesFast(this.store, rec.path, rec);
+        await setAttributesFast(db, rec.path, rec);
         return null;
       default:
         return undefined;
@@ -620,7 +638,7 @@ export class GridFs {
    * else durably journaled (and replayed later). Returns the row written, or
    * undefined when journaled.
    */
-  private async mutate(rec: JournalRecord): Promise<FileRow | FolderRow | null | undefined> {
+  private async mutate(rec: JournalRecord, db: MetaDb = this.store): Promise<FileRow | FolderRow | null | undefined> {
     if (!this.degraded) {
       try {
         if (rec.op === 'commit') {
@@ -628,7 +646,7 @@ export class GridFs {
           if (node && node.id > 0) {
             const payload = JSON.stringify({ origin: this.origin, paths: [rec.path] } satisfies MetaChange);
             const row = await commitVersionFast(
-              this.store,
+              db,
               { path: rec.path, size: rec.size, checksum: rec.checksum, mode: rec.mode, uid: rec.uid, gid: rec.gid, mtimeUs: rec.mtimeUs, atimeUs: rec.atimeUs, classification: this.classify(rec.path), nodeId: node.id },
               META_CHANNEL,
               payload,
@@ -636,9 +654,9 @@ export class GridFs {
             if (row) return row;
           }
         }
-        const fast = await this.applyFast(rec);
+        const fast = await this.applyFast(rec, db);
         if (fast !== undefined) return fast;
-        return await this.store.txn((tx) => this.applyRecord(tx, rec));
+        return await db.txn((tx) => this.applyRecord(tx, rec));
       } catch (err) {
         if (!isConnectionError(err)) throw err;
         this.enterDegraded(err);
@@ -646,6 +664,26 @@ export class GridFs {
     }
     await this.journal.append(rec);
     return undefined;
+  }
+
+  /**
+   * Run a change of node bytes at `paths` (node paths and virtual paths)
+   * under their grid-wide locks (MetaStore.withPathLocks), `db` being the
+   * connection for its metadata statements: no replicator or other mount
+   * changes those paths between this change's first node operation and its
+   * metadata record. Without the database the change runs unlocked (the
+   * replicators cannot act either) and its metadata goes to the journal.
+   */
+  private async locked<T>(paths: Iterable<string>, fn: (db: MetaDb) => Promise<T>): Promise<T> {
+    if (!this.degraded) {
+      try {
+        return await this.store.withPathLocks([...paths], { mode: 'wait', releaseLater: true }, fn);
+      } catch (err) {
+        if (!(err instanceof PathLockUnavailable)) throw err;
+        this.enterDegraded(err.cause ?? err);
+      }
+    }
+    return fn(this.store);
   }
 
   /** What metadata says about a path (cached); 'offline' when the database is unreachable. */
@@ -945,7 +983,17 @@ export class GridFs {
   private readonly appendFds = new Set<number>();
 
   async open(vpath: string, flags: number): Promise<number> {
-    const fd = await this.openFd(vpath, flags);
+    let fd: number;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        fd = await this.openFd(vpath, flags);
+        break;
+      } catch (err) {
+        // a new version registered by another mount whose bytes are being put in place right now: shortly
+        if (!isWrongSize(err) || attempt >= 8) throw err;
+        await new Promise((res) => setTimeout(res, 10 * (attempt + 1)));
+      }
+    }
     if (flags & OPEN.APPEND && (flags & 3) !== OPEN.RDONLY) this.appendFds.add(fd);
     return fd;
   }
@@ -981,18 +1029,24 @@ export class GridFs {
     }
     if (candidates.length === 0) throw new FsError('EIO', `no reachable replica of ${vpath}`);
     if (accmode === OPEN.RDONLY) {
-      let h: ReadHandle = { kind: 'read', path: vpath, candidates, index: 0, fh: null };
-      try {
-        await this.openReplica(h);
-      } catch (err) {
-        if (r.src !== 'meta') throw err;
-        // the replica list may have been cached just before a rename: ask again once
-        this.forgetReplicasOf(r);
-        this.cache.invalidate(vpath);
-        const again = await this.resolve(vpath);
-        if (!again) throw new FsError('ENOENT', vpath);
-        h = { kind: 'read', path: vpath, candidates: await this.readCandidates(vpath, again), index: 0, fh: null };
-        await this.openReplica(h);
+      let h: ReadHandle = { kind: 'read', path: vpath, candidates, index: 0, fh: null, size: sizeOf(r) };
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await this.openReplica(h);
+          break;
+        } catch (err) {
+          if (r.src !== 'meta' || attempt >= 8) throw err;
+          // the replica list may have been cached just before a rename, or a new version is registered and its
+          // bytes are being put in place right now (metadata first): ask again, shortly
+          if (attempt > 0) await new Promise((res) => setTimeout(res, 10 * attempt));
+          this.forgetReplicasOf(r);
+          this.cache.invalidate(vpath);
+          const again = await this.resolve(vpath);
+          if (!again) throw new FsError('ENOENT', vpath);
+          if (isDir(again)) throw new FsError('EISDIR', vpath);
+          r = again;
+          h = { kind: 'read', path: vpath, candidates: await this.readCandidates(vpath, again), index: 0, fh: null, size: sizeOf(again) };
+        }
       }
       return this.handles.add(h);
     }
@@ -1011,6 +1065,18 @@ export class GridFs {
           fh = await this.openNew(c.node, tmp, (base.mode & 0o7777) | 0o600);
         } else {
           fh = await this.io.open(c.node, c.path, OPEN.RDONLY);
+          const want = sizeOf(r);
+          if (want !== undefined) {
+            // the bytes a writer starts from must be this version's (see openReplica)
+            const st = await this.io.fstat(c.node, fh).catch(async (err: unknown) => {
+              await this.io.close(c.node, fh);
+              throw err;
+            });
+            if (st.size !== want) {
+              await this.io.close(c.node, fh);
+              throw wrongSize(c.node.name, c.path, st.size, want);
+            }
+          }
         }
         const size = trunc ? 0 : base.size;
         const w = this.newWriter(vpath, c.node, c.path, tmp, fh, { mode: base.mode, uid: base.uid, gid: base.gid, size, fresh: size === 0, dirty: trunc, atimeMs: base.atime, mtimeMs: trunc ? Date.now() : base.mtime });
@@ -1024,13 +1090,28 @@ export class GridFs {
     throw lastErr ?? new FsError('EIO');
   }
 
-  /** Open the reader's current candidate, failing over to the next on errors. */
+  /**
+   * Open the reader's current candidate, failing over to the next on errors
+   * and on bytes of another size than metadata gives (the wrong bytes: a
+   * replica list older than a rename, or a version not in place yet).
+   */
   private async openReplica(h: ReadHandle): Promise<void> {
     let lastErr: unknown = null;
     while (h.index < h.candidates.length) {
       const c = h.candidates[h.index]!;
       try {
-        h.fh = await this.io.open(c.node, c.path, OPEN.RDONLY);
+        const fh = await this.io.open(c.node, c.path, OPEN.RDONLY);
+        if (h.size !== undefined) {
+          const st = await this.io.fstat(c.node, fh).catch(async (err: unknown) => {
+            await this.io.close(c.node, fh);
+            throw err;
+          });
+          if (st.size !== h.size) {
+            await this.io.close(c.node, fh);
+            throw wrongSize(c.node.name, c.path, st.size, h.size);
+          }
+        }
+        h.fh = fh;
         return;
       } catch (err) {
         lastErr = err;
@@ -1070,6 +1151,7 @@ export class GridFs {
       if (!r || isDir(r)) throw new FsError('ENOENT', h.path);
       h.candidates = await this.readCandidates(h.path, r);
       h.index = 0;
+      h.size = sizeOf(r);
       if (h.candidates.length === 0) throw new FsError('EIO', `no reachable replica of ${h.path}`);
     }
     for (;;) {
@@ -1261,7 +1343,8 @@ export class GridFs {
     }
     h.dirty = false;
     h.wrote = false;
-    let intent: Intent | null = null;
+    // assigned inside the locked section; read by the catch below
+    const pending: { intent: Intent | null } = { intent: null };
     try {
       const tmp = h.tmp;
       const { checksum, size } = await this.checksum(h);
@@ -1269,48 +1352,54 @@ export class GridFs {
       // the node's file gets the attributes metadata will have (walk and scrub compare them)
       if ((h.mode & 0o7777) !== ((h.mode & 0o7777) | 0o600)) await this.io.call(node, `chmod ${h.path}`, () => h.fh.chmod(h.mode & 0o7777));
       await this.io.call(node, `utimes ${h.path}`, () => h.fh.utimes(h.atimeMs / 1000, h.mtimeMs / 1000));
-      intent = await this.intents.add({ node: node.name, tmp, path: h.path, checksum, size });
-      const since = this.cache.generation;
-      const row = await this.mutate({
-        op: 'commit',
-        path: h.path,
-        node: node.name,
-        size,
-        checksum,
-        mode: h.mode,
-        uid: h.uid,
-        gid: h.gid,
-        mtimeUs: Math.round(h.mtimeMs * 1000),
-        atimeUs: Math.round(h.atimeMs * 1000),
+      // the path's lock from the commit to the bytes in place: no replicator touches the path in between
+      await this.locked([h.path, h.nodePath], async (db) => {
+        const intent = (pending.intent = await this.intents.add({ node: node.name, tmp, path: h.path, checksum, size }));
+        const since = this.cache.generation;
+        const row = await this.mutate(
+          {
+            op: 'commit',
+            path: h.path,
+            node: node.name,
+            size,
+            checksum,
+            mode: h.mode,
+            uid: h.uid,
+            gid: h.gid,
+            mtimeUs: Math.round(h.mtimeMs * 1000),
+            atimeUs: Math.round(h.atimeMs * 1000),
+          },
+          db,
+        );
+        // registered: from here on the temp is the file's current bytes on this node
+        pending.intent = null;
+        const old = h.nodePath;
+        const target = h.path;
+        h.tmp = null;
+        h.nodePath = target;
+        try {
+          await this.publish(node, tmp, target);
+          await this.intents.done(intent.id);
+        } catch (err) {
+          // the resolver retries the rename (metadata has the version); the handle reads its temp meanwhile
+          this.intents.release(intent.id);
+          this.log.warn({ path: target, node: node.name, code: codeOf(err), err: (err as Error).message }, 'new version registered but not yet in place on the node: retried');
+        }
+        if (row && 'checksum' in row) {
+          this.cache.set(target, { type: 'file', file: row }, since);
+          h.fileId = row.id;
+        } else this.cache.invalidate(target);
+        this.forgetReplicas(target);
+        if (old !== target && this.metaUp) {
+          // this node's previous copy sat at an older path (a rename still pending there): the new one replaces it
+          const taken = await pathTakenOnNode(db, node.id, old, h.fileId ?? -1).catch(() => true);
+          if (!taken) await this.io.unlink(node, old).catch(() => undefined);
+        }
       });
-      // registered: from here on the temp is the file's current bytes on this node
-      const old = h.nodePath;
-      const target = h.path;
-      h.tmp = null;
-      h.nodePath = target;
-      try {
-        await this.publish(node, tmp, target);
-        await this.intents.done(intent.id);
-      } catch (err) {
-        // the resolver retries the rename (metadata has the version); the handle reads its temp meanwhile
-        this.intents.release(intent.id);
-        this.log.warn({ path: target, node: node.name, code: codeOf(err), err: (err as Error).message }, 'new version registered but not yet in place on the node: retried');
-      }
-      intent = null;
-      if (row && 'checksum' in row) {
-        this.cache.set(target, { type: 'file', file: row }, since);
-        h.fileId = row.id;
-      } else this.cache.invalidate(target);
-      this.forgetReplicas(target);
-      if (old !== target && this.metaUp) {
-        // this node's previous copy sat at an older path (a rename still pending there): the new one replaces it
-        const taken = await pathTakenOnNode(this.store, node.id, old, h.fileId ?? -1).catch(() => true);
-        if (!taken) await this.io.unlink(node, old).catch(() => undefined);
-      }
     } catch (err) {
-      if (intent) {
+      if (pending.intent) {
         // not registered: nothing to finish; the temp stays the handle's
-        await this.intents.done(intent.id).catch(() => undefined);
+        await this.intents.done(pending.intent.id).catch(() => undefined);
       }
       h.dirty = true;
       h.wrote = true;
@@ -1448,14 +1537,16 @@ export class GridFs {
     if (!r && writers.length === 0) throw new FsError('ENOENT', vpath);
     if (r && isDir(r)) throw new FsError('EISDIR', vpath);
     const reps = r ? await this.replicaPaths(r) : new Map<string, string>();
-    const { handled } = await this.onEveryNode(`unlink ${vpath}`, async (node) => {
-      const p = reps.get(node.name) ?? vpath;
-      await this.io.unlink(node, p);
-      if (p !== vpath) await this.io.unlink(node, vpath).catch(() => undefined);
+    await this.locked([vpath, ...reps.values()], async (db) => {
+      const { handled } = await this.onEveryNode(`unlink ${vpath}`, async (node) => {
+        const p = reps.get(node.name) ?? vpath;
+        await this.io.unlink(node, p);
+        if (p !== vpath) await this.io.unlink(node, vpath).catch(() => undefined);
+      });
+      this.forgetReplicas(vpath);
+      this.handles.unlinked(vpath);
+      if (!r || r.src === 'meta' || !this.metaUp) await this.mutate({ op: 'unlink', path: vpath, nodes: handled, paths: handled.map((n) => reps.get(n) ?? vpath) }, db);
     });
-    this.forgetReplicas(vpath);
-    this.handles.unlinked(vpath);
-    if (!r || r.src === 'meta' || !this.metaUp) await this.mutate({ op: 'unlink', path: vpath, nodes: handled, paths: handled.map((n) => reps.get(n) ?? vpath) });
     this.forgetReplicasOf(r);
     this.cache.invalidate(vpath);
   }
@@ -1463,18 +1554,20 @@ export class GridFs {
   async mkdir(vpath: string, mode: number, uid = this.uid, gid = this.gid): Promise<void> {
     await this.resolveDir(parentOf(vpath));
     if (await this.resolve(vpath)) throw new FsError('EEXIST', vpath);
-    const { handled } = await this.onEveryNode(`mkdir ${vpath}`, async (node) => {
-      await this.ensureNodeDir(node, parentOf(vpath));
-      await this.io.mkdir(node, vpath).catch(async (err: unknown) => {
-        if (codeOf(err) === 'EEXIST') return;
-        if (codeOf(err) !== 'ENOENT') throw err;
-        // the parent went away on this node (another client): make the path again
-        this.forgetNodeDirs(parentOf(vpath));
-        await this.io.mkdirp(node, vpath);
+    await this.locked([vpath], async (db) => {
+      const { handled } = await this.onEveryNode(`mkdir ${vpath}`, async (node) => {
+        await this.ensureNodeDir(node, parentOf(vpath));
+        await this.io.mkdir(node, vpath).catch(async (err: unknown) => {
+          if (codeOf(err) === 'EEXIST') return;
+          if (codeOf(err) !== 'ENOENT') throw err;
+          // the parent went away on this node (another client): make the path again
+          this.forgetNodeDirs(parentOf(vpath));
+          await this.io.mkdirp(node, vpath);
+        });
       });
+      if (handled.length === 0 && !this.metaUp) throw new FsError('EIO', 'no node and no database reachable');
+      await this.mutate({ op: 'mkdir', path: vpath, mode: mode & 0o7777, uid, gid }, db);
     });
-    if (handled.length === 0 && !this.metaUp) throw new FsError('EIO', 'no node and no database reachable');
-    await this.mutate({ op: 'mkdir', path: vpath, mode: mode & 0o7777, uid, gid });
     this.cache.invalidate(vpath);
   }
 
@@ -1487,23 +1580,26 @@ export class GridFs {
   async rmdir(vpath: string): Promise<void> {
     if (vpath === '/') throw new FsError('EBUSY');
     const r = await this.resolveDir(vpath);
-    if (r.src === 'meta' && r.known.type === 'folder' && this.metaUp) {
-      try {
-        if (await folderHasChildren(this.store, r.known.folder.id)) throw new FsError('ENOTEMPTY', vpath);
-      } catch (err) {
-        if (!isConnectionError(err)) throw err;
-        this.enterDegraded(err);
+    await this.locked([vpath], async (db) => {
+      // checked under the lock: nothing can be placed in the folder meanwhile
+      if (r.src === 'meta' && r.known.type === 'folder' && this.metaUp) {
+        try {
+          if (await folderHasChildren(db, r.known.folder.id)) throw new FsError('ENOTEMPTY', vpath);
+        } catch (err) {
+          if (!isConnectionError(err)) throw err;
+          this.enterDegraded(err);
+        }
       }
-    }
-    if (await this.nodeDirHasEntries(vpath)) throw new FsError('ENOTEMPTY', vpath);
-    for (const w of this.handles.all()) if (w.kind === 'write' && !w.unlinked && w.path.startsWith(vpath + '/')) throw new FsError('ENOTEMPTY', vpath);
-    await this.onEveryNode(`rmdir ${vpath}`, (node) => this.io.rmdir(node, vpath));
-    this.forgetNodeDirs(vpath);
-    if (r.src === 'meta' || !this.metaUp) {
-      await this.mutate({ op: 'rmdir', path: vpath }).catch((err: unknown) => {
-        if (codeOf(err) !== 'ENOENT') throw err;
-      });
-    }
+      if (await this.nodeDirHasEntries(vpath)) throw new FsError('ENOTEMPTY', vpath);
+      for (const w of this.handles.all()) if (w.kind === 'write' && !w.unlinked && w.path.startsWith(vpath + '/')) throw new FsError('ENOTEMPTY', vpath);
+      await this.onEveryNode(`rmdir ${vpath}`, (node) => this.io.rmdir(node, vpath));
+      this.forgetNodeDirs(vpath);
+      if (r.src === 'meta' || !this.metaUp) {
+        await this.mutate({ op: 'rmdir', path: vpath }, db).catch((err: unknown) => {
+          if (codeOf(err) !== 'ENOENT') throw err;
+        });
+      }
+    });
     this.cache.invalidateSubtree(vpath);
   }
 
@@ -1520,41 +1616,44 @@ export class GridFs {
       const dstIsDir = isDir(dst);
       if (srcIsDir && !dstIsDir) throw new FsError('ENOTDIR', to);
       if (!srcIsDir && dstIsDir) throw new FsError('EISDIR', to);
-      if (dstIsDir) {
-        if (dst.src === 'meta' && dst.known.type === 'folder' && this.metaUp && (await folderHasChildren(this.store, dst.known.folder.id))) throw new FsError('ENOTEMPTY', to);
-        if (await this.nodeDirHasEntries(to)) throw new FsError('ENOTEMPTY', to);
-      }
     }
     const reps = src ? await this.replicaPaths(src) : new Map<string, string>();
     const dstReps = dst ? await this.replicaPaths(dst) : new Map<string, string>();
-    const { handled } = await this.onEveryNode(`rename ${from}`, async (node) => {
-      const srcPath = reps.get(node.name) ?? from;
-      const has = await this.io.lstatOrNull(node, srcPath);
-      if (has) {
-        await this.ensureNodeDir(node, parentOf(to));
-        await this.io.rename(node, srcPath, to);
-        if (dstReps.has(node.name) && dstReps.get(node.name) !== to) await this.io.unlink(node, dstReps.get(node.name)!).catch(() => undefined);
-      } else if (dst) {
-        const dstPath = dstReps.get(node.name) ?? to;
-        if (srcIsDir) await this.io.rmdir(node, to).catch(() => undefined);
-        else await this.io.unlink(node, dstPath);
+    await this.locked([from, to, ...reps.values(), ...dstReps.values()], async (db) => {
+      if (dst && isDir(dst)) {
+        // checked under the lock: nothing can be placed in the folder meanwhile
+        if (dst.src === 'meta' && dst.known.type === 'folder' && this.metaUp && (await folderHasChildren(db, dst.known.folder.id))) throw new FsError('ENOTEMPTY', to);
+        if (await this.nodeDirHasEntries(to)) throw new FsError('ENOTEMPTY', to);
+      }
+      const { handled } = await this.onEveryNode(`rename ${from}`, async (node) => {
+        const srcPath = reps.get(node.name) ?? from;
+        const has = await this.io.lstatOrNull(node, srcPath);
+        if (has) {
+          await this.ensureNodeDir(node, parentOf(to));
+          await this.io.rename(node, srcPath, to);
+          if (dstReps.has(node.name) && dstReps.get(node.name) !== to) await this.io.unlink(node, dstReps.get(node.name)!).catch(() => undefined);
+        } else if (dst) {
+          const dstPath = dstReps.get(node.name) ?? to;
+          if (srcIsDir) await this.io.rmdir(node, to).catch(() => undefined);
+          else await this.io.unlink(node, dstPath);
+        }
+      });
+      this.forgetNodeDirs(from);
+      this.forgetNodeDirs(to);
+      this.forgetReplicas(from);
+      this.forgetReplicas(to);
+      if (srcIsDir) this.clearReplicas();
+      this.handles.rename(from, to);
+      const srcInMeta = src?.src === 'meta';
+      if (srcInMeta || !this.metaUp) {
+        await this.mutate({ op: 'rename', from, to, nodes: handled, paths: srcIsDir ? undefined : handled.map((n) => reps.get(n) ?? from) }, db).catch((err: unknown) => {
+          // a file created by this mount and not registered yet: nothing to move in metadata
+          if (codeOf(err) !== 'ENOENT' || srcInMeta) throw err;
+        });
+      } else if (dst?.src === 'meta') {
+        await this.mutate({ op: 'unlink', path: to, nodes: handled }, db);
       }
     });
-    this.forgetNodeDirs(from);
-    this.forgetNodeDirs(to);
-    this.forgetReplicas(from);
-    this.forgetReplicas(to);
-    if (srcIsDir) this.clearReplicas();
-    this.handles.rename(from, to);
-    const srcInMeta = src?.src === 'meta';
-    if (srcInMeta || !this.metaUp) {
-      await this.mutate({ op: 'rename', from, to, nodes: handled, paths: srcIsDir ? undefined : handled.map((n) => reps.get(n) ?? from) }).catch((err: unknown) => {
-        // a file created by this mount and not registered yet: nothing to move in metadata
-        if (codeOf(err) !== 'ENOENT' || srcInMeta) throw err;
-      });
-    } else if (dst?.src === 'meta') {
-      await this.mutate({ op: 'unlink', path: to, nodes: handled });
-    }
     // again after the metadata changed: a lookup running meanwhile may have cached the old replica paths
     this.forgetReplicasOf(src);
     this.forgetReplicasOf(dst);
@@ -1567,21 +1666,23 @@ export class GridFs {
     await this.resolveDir(parentOf(vpath));
     if (await this.resolve(vpath)) throw new FsError('EEXIST', vpath);
     const order = await this.placement(vpath);
-    let placed = false;
-    let lastErr: unknown = null;
-    for (const node of order) {
-      try {
-        await this.ensureNodeDir(node, parentOf(vpath));
-        await this.io.symlink(node, target, vpath);
-        placed = true;
-        break;
-      } catch (err) {
-        lastErr = err;
-        if (!TRY_NEXT_NODE.has(codeOf(err) ?? '')) throw err;
+    await this.locked([vpath], async (db) => {
+      let placed = false;
+      let lastErr: unknown = null;
+      for (const node of order) {
+        try {
+          await this.ensureNodeDir(node, parentOf(vpath));
+          await this.io.symlink(node, target, vpath);
+          placed = true;
+          break;
+        } catch (err) {
+          lastErr = err;
+          if (!TRY_NEXT_NODE.has(codeOf(err) ?? '')) throw err;
+        }
       }
-    }
-    if (!placed) throw lastErr ?? new FsError('EIO');
-    await this.mutate({ op: 'symlink', path: vpath, target, uid, gid });
+      if (!placed) throw lastErr ?? new FsError('EIO');
+      await this.mutate({ op: 'symlink', path: vpath, target, uid, gid }, db);
+    });
     this.cache.invalidate(vpath);
   }
 
@@ -1598,18 +1699,20 @@ export class GridFs {
       if (attrs.atimeMs !== undefined) w.atimeMs = attrs.atimeMs;
     }
     const reps = r ? await this.replicaPaths(r) : new Map<string, string>();
-    await this.onEveryNode(`setattr ${vpath}`, (node) => onNode(node, reps.get(node.name) ?? vpath));
-    // a written file still open (cp -a, tar, rsync set attributes before close): its commit carries them
-    const carried = writers.some((w) => w.dirty && !w.unlinked);
-    if (!carried && ((r && r.src === 'meta') || !this.metaUp)) {
-      const rec: JournalRecord = { op: 'setattr', path: vpath };
-      if (attrs.mode !== undefined) rec.mode = attrs.mode & 0o7777;
-      if (attrs.uid !== undefined) rec.uid = attrs.uid;
-      if (attrs.gid !== undefined) rec.gid = attrs.gid;
-      if (attrs.mtimeMs !== undefined) rec.mtimeUs = Math.round(attrs.mtimeMs * 1000);
-      if (attrs.atimeMs !== undefined) rec.atimeUs = Math.round(attrs.atimeMs * 1000);
-      await this.mutate(rec);
-    }
+    await this.locked([vpath, ...reps.values()], async (db) => {
+      await this.onEveryNode(`setattr ${vpath}`, (node) => onNode(node, reps.get(node.name) ?? vpath));
+      // a written file still open (cp -a, tar, rsync set attributes before close): its commit carries them
+      const carried = writers.some((w) => w.dirty && !w.unlinked);
+      if (!carried && ((r && r.src === 'meta') || !this.metaUp)) {
+        const rec: JournalRecord = { op: 'setattr', path: vpath };
+        if (attrs.mode !== undefined) rec.mode = attrs.mode & 0o7777;
+        if (attrs.uid !== undefined) rec.uid = attrs.uid;
+        if (attrs.gid !== undefined) rec.gid = attrs.gid;
+        if (attrs.mtimeMs !== undefined) rec.mtimeUs = Math.round(attrs.mtimeMs * 1000);
+        if (attrs.atimeMs !== undefined) rec.atimeUs = Math.round(attrs.atimeMs * 1000);
+        await this.mutate(rec, db);
+      }
+    });
     this.cache.invalidate(vpath);
   }
 

@@ -15,6 +15,8 @@ export interface ReadHandle {
   /** index in `candidates` of the replica being read */
   index: number;
   fh: FileHandle | null;
+  /** the size metadata gives the version being read: a replica with other bytes is not it */
+  size?: number;
   /** opened while this mount had the file open for writing: reads see the writer's bytes */
   writer?: WriteHandle;
 }

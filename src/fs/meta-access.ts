@@ -3,11 +3,12 @@
  * itself later: a mount started while PostgreSQL is unreachable comes up
  * anyway (serving from the nodes, journaling) and connects when it can.
  */
-import { MetaStore, type ListenHandle, type Queryable, type TxnOptions } from '../meta/store.js';
+import { MetaStore, PathLockUnavailable, type ListenHandle, type LockedDb, type PathLockOptions, type Queryable, type TxnOptions } from '../meta/store.js';
 
 export interface MetaAccess extends Queryable {
   txn<T>(fn: (tx: Queryable) => Promise<T>, opts?: TxnOptions): Promise<T>;
   listen(channel: string, onNotify: (payload: string) => void, opts?: { onReconnect?: () => void; onDisconnect?: (err: Error) => void }): Promise<ListenHandle>;
+  withPathLocks<T>(paths: readonly string[], opts: PathLockOptions, fn: (db: LockedDb) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -42,6 +43,16 @@ export class LazyStore implements MetaAccess {
 
   async listen(channel: string, onNotify: (payload: string) => void, opts?: { onReconnect?: () => void; onDisconnect?: (err: Error) => void }): Promise<ListenHandle> {
     return (await this.get()).listen(channel, onNotify, opts);
+  }
+
+  async withPathLocks<T>(paths: readonly string[], opts: PathLockOptions, fn: (db: LockedDb) => Promise<T>): Promise<T> {
+    let store: MetaStore;
+    try {
+      store = await this.get();
+    } catch (err) {
+      throw new PathLockUnavailable(false, { cause: err });
+    }
+    return store.withPathLocks(paths, opts, fn);
   }
 
   async close(): Promise<void> {

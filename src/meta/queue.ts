@@ -5,7 +5,7 @@
  * over-replicated list. Every read is an index range over the backlog:
  * the cost of a run grows with the work waiting, not with the file count.
  */
-import type { MetaStore, Queryable } from './store.js';
+import type { MetaStore, Queryable, TxnRunner } from './store.js';
 
 export interface QueueCursor {
   /** timestamptz as text (keeps PostgreSQL's microseconds) */
@@ -277,7 +277,7 @@ export async function pathHeldOnNode(db: Queryable, nodeId: number, nodePath: st
  * Finish a pending item in one transaction: a deleted file's replica row
  * goes; a renamed one gets its new node path; the work entry goes.
  */
-export async function finishNodeWork(store: MetaStore, nodeId: number, item: { fileId: number; newNodePath: string | null }): Promise<void> {
+export async function finishNodeWork(store: TxnRunner, nodeId: number, item: { fileId: number; newNodePath: string | null }): Promise<void> {
   await store.txn(async (tx) => {
     if (item.newNodePath === null) await tx.query('DELETE FROM replicas WHERE file_id = $1 AND node_id = $2', [item.fileId, nodeId]);
     else await tx.query('UPDATE replicas SET path = $3 WHERE file_id = $1 AND node_id = $2', [item.fileId, nodeId, item.newNodePath]);
@@ -293,7 +293,7 @@ export async function finishNodeWork(store: MetaStore, nodeId: number, item: { f
  * `fromNodePath` does `move` run and the row follow. Returns false (nothing
  * moved) when either changed meanwhile; the caller looks again later.
  */
-export async function moveReplicaLocked(store: MetaStore, nodeId: number, fileId: number, fromNodePath: string, toPath: string, move: () => Promise<void>): Promise<boolean> {
+export async function moveReplicaLocked(store: TxnRunner, nodeId: number, fileId: number, fromNodePath: string, toPath: string, move: () => Promise<void>): Promise<boolean> {
   return store.txn(async (tx) => {
     const f = await tx.query<{ path: string }>('SELECT path FROM files WHERE id = $1 AND deleted_at IS NULL FOR UPDATE', [fileId]);
     const r = await tx.query<{ path: string }>('SELECT path FROM replicas WHERE file_id = $1 AND node_id = $2', [fileId, nodeId]);
@@ -312,7 +312,7 @@ export async function moveReplicaLocked(store: MetaStore, nodeId: number, fileId
  * (the version differs: nothing is placed) or it waits and publishes its
  * bytes after.
  */
-export async function underFileLock<T>(store: MetaStore, fileId: number, fn: (file: { path: string; version: number; deleted: boolean } | null) => Promise<T>): Promise<T> {
+export async function underFileLock<T>(store: TxnRunner, fileId: number, fn: (file: { path: string; version: number; deleted: boolean } | null) => Promise<T>): Promise<T> {
   return store.txn(async (tx) => {
     const rows = await tx.query<{ path: string; version: number; deleted: boolean }>(
       'SELECT path, version, (deleted_at IS NOT NULL) AS deleted FROM files WHERE id = $1 FOR UPDATE',

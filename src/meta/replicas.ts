@@ -3,7 +3,7 @@
  * metadata (walk), batch replica writes, scrub order, safe removal of a
  * node's replica, and the node list as placement sees it.
  */
-import type { Queryable, MetaStore } from './store.js';
+import type { Queryable, MetaStore, TxnRunner } from './store.js';
 
 /** Metadata about one local path of a node (walk). */
 export interface LocalPathInfo {
@@ -171,9 +171,11 @@ export type DropReason = 'drain' | 'stale' | 'trim' | 'corrupt' | 'missing';
  * one; for 'stale' this replica must not be current; for 'corrupt' another
  * current copy must exist ('missing' always goes: the bytes are gone).
  * Returns the node path whose bytes the caller may now delete, or null when
- * refused. The caller deletes bytes only after this commits.
+ * refused (also when `expectedPath` is given and the row names another
+ * path). The caller deletes bytes only after this commits, holding the
+ * path's lock (MetaStore.withPathLocks).
  */
-export async function dropReplica(store: MetaStore, fileId: number, nodeId: number, reason: DropReason): Promise<string | null> {
+export async function dropReplica(store: TxnRunner, fileId: number, nodeId: number, reason: DropReason, expectedPath?: string): Promise<string | null> {
   return store.txn(async (tx) => {
     const f = await tx.query<{ version: number; target: number; deleted: boolean }>(
       'SELECT version, replica_target AS target, (deleted_at IS NOT NULL) AS deleted FROM files WHERE id = $1 FOR UPDATE',
@@ -183,7 +185,7 @@ export async function dropReplica(store: MetaStore, fileId: number, nodeId: numb
     if (!file) return null;
     const mine = await tx.query<{ version: number; path: string }>('SELECT version, path FROM replicas WHERE file_id = $1 AND node_id = $2', [fileId, nodeId]);
     const r = mine[0];
-    if (!r) return null;
+    if (!r || (expectedPath !== undefined && r.path !== expectedPath)) return null;
     const others = await tx.query<{ kept: number; alive: number }>(
       `SELECT count(*) FILTER (WHERE n.state IN ('active', 'readonly'))::int AS kept, count(*) FILTER (WHERE n.state <> 'dead')::int AS alive
          FROM replicas o JOIN nodes n ON n.id = o.node_id WHERE o.file_id = $1 AND o.node_id <> $2 AND o.version = $3`,

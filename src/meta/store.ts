@@ -59,6 +59,36 @@ export interface ListenHandle {
   close(): Promise<void>;
 }
 
+/** Something that runs a function in one (retried) transaction: the store, or a connection holding path locks. */
+export interface TxnRunner {
+  txn<T>(fn: (tx: Queryable) => Promise<T>, opts?: TxnOptions): Promise<T>;
+}
+
+/** Statements on the connection that holds path locks (see withPathLocks); its txn() runs on that same connection. */
+export interface LockedDb extends Queryable, TxnRunner {}
+
+export interface PathLockOptions {
+  /** 'wait' blocks until every lock is free (mounts); 'try' gives up at once (replicators) */
+  mode: 'wait' | 'try';
+  /**
+   * Resolve with fn's result as soon as fn is done, releasing the locks
+   * right after in the background (the connection returns to the pool once
+   * they are released). Default false: released before the call resolves.
+   */
+  releaseLater?: boolean;
+}
+
+/** The locks of withPathLocks could not be taken: the database is unreachable (`cause`), or (mode 'try') one was taken. */
+export class PathLockUnavailable extends Error {
+  constructor(
+    readonly busy: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(busy ? 'path locked by another process' : 'cannot take path locks: database unreachable', options);
+    this.name = 'PathLockUnavailable';
+  }
+}
+
 export interface OpenOptions {
   log?: Logger;
   applicationName?: string;
@@ -173,6 +203,98 @@ export class MetaStore implements Queryable {
       } finally {
         client.off('error', onError);
         client.release(broken);
+      }
+    }
+  }
+
+  /**
+   * Run `fn` holding the grid-wide locks of `paths` (sql/0004: exclusive on
+   * each path, shared on the folders above): every process that changes the
+   * bytes at a node path holds them from its decision to its metadata
+   * record. `fn` gets the locking connection for its statements; the locks
+   * are released after fn (and its statements' commits), also when fn
+   * throws. Throws PathLockUnavailable (before fn runs) when the database
+   * is unreachable or, in mode 'try', when a lock is taken (`busy`).
+   */
+  async withPathLocks<T>(paths: readonly string[], opts: PathLockOptions, fn: (db: LockedDb) => Promise<T>): Promise<T> {
+    const uniq = [...new Set(paths)];
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw new PathLockUnavailable(false, { cause: err });
+    }
+    let broken = false;
+    const onError = () => {
+      broken = true;
+    };
+    client.on('error', onError);
+    const done = () => {
+      client.off('error', onError);
+      client.release(broken);
+    };
+    try {
+      if (opts.mode === 'wait') {
+        await client.query('SELECT geogridfs_lock_paths($1::text[])', [uniq]);
+      } else {
+        const r = await client.query<{ ok: boolean }>('SELECT geogridfs_try_lock_paths($1::text[]) AS ok', [uniq]);
+        if (!r.rows[0]?.ok) {
+          done();
+          throw new PathLockUnavailable(true);
+        }
+      }
+    } catch (err) {
+      if (err instanceof PathLockUnavailable) throw err;
+      broken = true; // whatever it held goes with the connection
+      done();
+      if (isConnectionError(err)) throw new PathLockUnavailable(false, { cause: err });
+      throw err;
+    }
+    const unlock = async () => {
+      try {
+        if (!broken) await client.query('SELECT geogridfs_unlock_paths($1::text[])', [uniq]);
+      } catch {
+        broken = true; // the server drops a broken session's locks
+      } finally {
+        done();
+      }
+    };
+    const db: LockedDb = {
+      query: async <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => (await client.query<R>(sql, params as unknown[])).rows,
+      txn: (f, o) => this.txnOn(client, f, o),
+    };
+    let result: T;
+    try {
+      result = await fn(db);
+    } catch (err) {
+      await unlock();
+      throw err;
+    }
+    if (opts.releaseLater) void unlock();
+    else await unlock();
+    return result;
+  }
+
+  /** A transaction on a connection the caller holds (path locks), retried like txn(). */
+  private async txnOn<T>(client: pg.PoolClient, fn: (tx: Queryable) => Promise<T>, opts: TxnOptions = {}): Promise<T> {
+    const attempts = opts.attempts ?? 8;
+    const tx: Queryable = {
+      query: async <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => (await client.query<R>(sql, params as unknown[])).rows,
+    };
+    for (let attempt = 1; ; attempt++) {
+      await client.query(opts.isolation ? `BEGIN ISOLATION LEVEL ${opts.isolation.toUpperCase()}` : 'BEGIN');
+      try {
+        const result = await fn(tx);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        const code = (err as { code?: string }).code;
+        if (code && RETRYABLE.has(code) && attempt < attempts) {
+          await sleep(Math.min(1000, 5 * 2 ** attempt) * (0.5 + Math.random()));
+          continue;
+        }
+        throw err;
       }
     }
   }

@@ -28,6 +28,7 @@ import {
 import { recordProblem, resolveProblems } from '../meta/problems.js';
 import { copyToTemp, fsyncDir, placeTemp, removeCreatedDirs, removeStaleReplicaTemps, SourceMismatchError, type CreatedDir } from '../storage/copy.js';
 import { onNode } from '../util/vpath.js';
+import { PathLockUnavailable, type LockedDb, type Queryable } from '../meta/store.js';
 import { getFile, getFileById } from '../meta/files.js';
 
 /** A source modified this recently that does not match metadata is taken as being written, not corrupt. */
@@ -65,6 +66,8 @@ export interface ReplicateStats {
   finished: number;
   overReplicated: number;
   trimmed: number;
+  /** items left for shortly later because a mount held one of their paths (watch runs again soon) */
+  deferred: number;
   budgetHit: boolean;
   elapsedMs: number;
 }
@@ -72,7 +75,7 @@ export interface ReplicateStats {
 function emptyStats(): ReplicateStats {
   return {
     locked: false, examined: 0, copied: 0, copiedBytes: 0, refreshed: 0, dropped: 0, deletesApplied: 0, renamesApplied: 0,
-    failed: 0, finished: 0, overReplicated: 0, trimmed: 0, budgetHit: false, elapsedMs: 0,
+    failed: 0, finished: 0, overReplicated: 0, trimmed: 0, deferred: 0, budgetHit: false, elapsedMs: 0,
   };
 }
 
@@ -101,6 +104,40 @@ async function pruneEmptyParents(root: string, dir: string): Promise<void> {
     }
     d = path.dirname(d);
   }
+}
+
+/**
+ * Run `fn` holding the grid-wide locks of `paths` (MetaStore.withPathLocks,
+ * sql/0004), only if they are free now: a mount changing one of these paths
+ * has precedence, and the replicator comes back to it later. `fn` gets the
+ * locking connection for its statements (never another pool connection: a
+ * pool shared by several locked sections must not starve). Returns null
+ * when a lock was taken.
+ */
+export async function tryLocked<T>(ctx: ReplicatorContext, paths: readonly (string | null | undefined)[], fn: (db: LockedDb) => Promise<T>): Promise<{ value: T } | null> {
+  try {
+    return { value: await ctx.store.withPathLocks(paths.filter((p): p is string => typeof p === 'string'), { mode: 'try' }, fn) };
+  } catch (err) {
+    if (err instanceof PathLockUnavailable) {
+      if (err.busy) return null;
+      throw err.cause ?? err;
+    }
+    throw err;
+  }
+}
+
+/**
+ * tryLocked, retried for a few seconds while a mount holds a lock: for
+ * clean-ups that should not be left for another run (bytes nothing else
+ * would find again). Returns false when the locks stayed taken.
+ */
+async function lockedSoon(ctx: ReplicatorContext, paths: readonly string[], fn: (db: LockedDb) => Promise<void>): Promise<boolean> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    if (await tryLocked(ctx, paths, fn)) return true;
+    await new Promise((r) => setTimeout(r, 20 + 10 * attempt));
+  }
+  ctx.log.warn({ paths }, 'replicate: paths stayed locked; clean-up left for fsck --orphans');
+  return false;
 }
 
 async function unlinkQuiet(p: string): Promise<void> {
@@ -150,7 +187,7 @@ export async function replicate(ctx: ReplicatorContext, opts: ReplicateOptions =
 
 /** Apply deletes and renames recorded for this node while it was away. */
 export async function applyNodeWork(ctx: ReplicatorContext, stats: ReplicateStats): Promise<void> {
-  const { store, node, root, log } = ctx;
+  const { store, node, log } = ctx;
   let after = 0;
   for (;;) {
     if (ctx.signal?.aborted) return;
@@ -161,52 +198,68 @@ export async function applyNodeWork(ctx: ReplicatorContext, stats: ReplicateStat
       try {
         if (item.nodePath === null) {
           await finishNodeWork(store, node.id, { fileId: item.fileId, newNodePath: null });
-        } else if (item.deleted) {
-          const local = onNode(root, item.nodePath);
-          if (!(await pathTakenOnNode(store, node.id, item.nodePath, item.fileId))) {
-            await unlinkQuiet(local);
-            await pruneEmptyParents(root, path.dirname(local));
-          }
-          await finishNodeWork(store, node.id, { fileId: item.fileId, newNodePath: null });
-          stats.deletesApplied++;
-        } else if (item.nodePath !== item.filePath) {
-          const from = onNode(root, item.nodePath);
-          const to = onNode(root, item.filePath);
-          // another live file's copy sits at the old path now (the path was reused): those bytes are not this file's
-          const fromTaken = await pathTakenOnNode(store, node.id, item.nodePath, item.fileId);
-          if (!fromTaken && (await exists(from))) {
-            if ((await exists(to)) && (await pathTakenOnNode(store, node.id, item.filePath, item.fileId))) {
-              await recordProblem(store, { kind: 'other', nodeId: node.id, fileId: item.fileId, path: item.filePath, detail: `pending rename from ${item.nodePath}: another file's replica occupies the new path on ${node.name}` });
-              continue;
-            }
-            // under the file's row lock: a mount registering a new version meanwhile has put its bytes at `to` itself
-            if (!(await moveReplicaLocked(store, node.id, item.fileId, item.nodePath, item.filePath, () => moveLocal(root, from, to)))) continue;
-            stats.renamesApplied++;
-          } else if (await exists(to)) {
-            await finishNodeWork(store, node.id, { fileId: item.fileId, newNodePath: item.filePath }); // moved already (folder rename)
-            stats.renamesApplied++;
-          } else {
-            // a folder rename may have carried the bytes to a path that is neither
-            const carried = await findCarriedCopy(ctx, item);
-            if (carried) {
-              if (!(await moveReplicaLocked(store, node.id, item.fileId, item.nodePath, item.filePath, () => moveLocal(root, onNode(root, carried), to)))) continue;
-              stats.renamesApplied++;
-              continue;
-            }
-            await dropReplica(store, item.fileId, node.id, 'missing');
-            await finishNodeWork(store, node.id, { fileId: item.fileId, newNodePath: null });
-            if (!fromTaken) {
-              await recordProblem(store, { kind: 'missing-replica', nodeId: node.id, fileId: item.fileId, path: item.filePath, detail: `pending rename: ${item.nodePath} is not on ${node.name}; replica dropped` });
-            }
-          }
-        } else {
-          await finishNodeWork(store, node.id, { fileId: item.fileId, newNodePath: item.filePath });
+          continue;
+        }
+        // both paths locked: a mount changing either now goes first, and this item waits for the next run
+        const done = await tryLocked(ctx, [item.nodePath, item.filePath], (db) => applyOne(ctx, db, item, stats));
+        if (!done) {
+          stats.deferred++;
+          log.debug({ fileId: item.fileId, path: item.nodePath }, 'replicate: pending work on a path in use; next pass');
         }
       } catch (err) {
         stats.failed++;
         log.error({ fileId: item.fileId, path: item.nodePath, err: (err as Error).message }, 'replicate: pending delete/rename failed');
       }
     }
+  }
+}
+
+/** One pending delete or rename, its paths locked (db: the locking connection). */
+async function applyOne(ctx: ReplicatorContext, db: LockedDb, item: NodeWorkItem, stats: ReplicateStats): Promise<void> {
+  const { node, root, log } = ctx;
+  if (item.nodePath === null) return;
+  if (item.deleted) {
+    const local = onNode(root, item.nodePath);
+    if (!(await pathTakenOnNode(db, node.id, item.nodePath, item.fileId))) {
+      log.debug({ fileId: item.fileId, nodePath: item.nodePath }, 'replicate: pending delete applied');
+      await unlinkQuiet(local);
+      await pruneEmptyParents(root, path.dirname(local));
+    }
+    await finishNodeWork(db, node.id, { fileId: item.fileId, newNodePath: null });
+    stats.deletesApplied++;
+  } else if (item.nodePath !== item.filePath) {
+    const from = onNode(root, item.nodePath);
+    const to = onNode(root, item.filePath);
+    // another live file's copy sits at the old path now (the path was reused): those bytes are not this file's
+    const fromTaken = await pathTakenOnNode(db, node.id, item.nodePath, item.fileId);
+    if (!fromTaken && (await exists(from))) {
+      if ((await exists(to)) && (await pathTakenOnNode(db, node.id, item.filePath, item.fileId))) {
+        await recordProblem(db, { kind: 'other', nodeId: node.id, fileId: item.fileId, path: item.filePath, detail: `pending rename from ${item.nodePath}: another file's replica occupies the new path on ${node.name}` });
+        return;
+      }
+      // under the file's row lock: a mount registering a new version meanwhile has put its bytes at `to` itself
+      log.debug({ fileId: item.fileId, from: item.nodePath, to: item.filePath }, 'replicate: pending rename');
+      if (!(await moveReplicaLocked(db, node.id, item.fileId, item.nodePath, item.filePath, () => moveLocal(root, from, to)))) return;
+      stats.renamesApplied++;
+    } else if (await exists(to)) {
+      await finishNodeWork(db, node.id, { fileId: item.fileId, newNodePath: item.filePath }); // moved already (folder rename)
+      stats.renamesApplied++;
+    } else {
+      // a folder rename may have carried the bytes to a path that is neither
+      const carried = await findCarriedCopy(ctx, db, item);
+      if (carried) {
+        const moved = await tryLocked(ctx, [carried], (db2) => moveReplicaLocked(db2, node.id, item.fileId, item.nodePath!, item.filePath, () => moveLocal(root, onNode(root, carried), to)));
+        if (moved?.value) stats.renamesApplied++;
+        return;
+      }
+      await dropReplica(db, item.fileId, node.id, 'missing');
+      await finishNodeWork(db, node.id, { fileId: item.fileId, newNodePath: null });
+      if (!fromTaken) {
+        await recordProblem(db, { kind: 'missing-replica', nodeId: node.id, fileId: item.fileId, path: item.filePath, detail: `pending rename: ${item.nodePath} is not on ${node.name}; replica dropped` });
+      }
+    }
+  } else {
+    await finishNodeWork(db, node.id, { fileId: item.fileId, newNodePath: item.filePath });
   }
 }
 
@@ -224,13 +277,13 @@ async function moveLocal(root: string, from: string, to: string): Promise<void> 
  * the current version), no replica row and no live file claim its path.
  * Returns the node path found, or null.
  */
-async function findCarriedCopy(ctx: ReplicatorContext, item: NodeWorkItem): Promise<string | null> {
+async function findCarriedCopy(ctx: ReplicatorContext, db: Queryable, item: NodeWorkItem): Promise<string | null> {
   if (!item.current || item.nodePath === null) return null;
   for (const c of movedPathCandidates(item.nodePath, item.filePath)) {
     const st = await lstat(onNode(ctx.root, c)).catch(() => null);
     if (!st || !st.isFile() || st.size !== item.size || Math.floor(st.mtimeMs) !== Math.floor(item.mtimeUs / 1000)) continue;
-    if (await pathHeldOnNode(ctx.store, ctx.node.id, c, item.fileId)) continue;
-    if (await getFile(ctx.store, c)) continue;
+    if (await pathHeldOnNode(db, ctx.node.id, c, item.fileId)) continue;
+    if (await getFile(db, c)) continue;
     return c;
   }
   return null;
@@ -447,7 +500,15 @@ class CopyRecorder {
 
   private async discard(b: PendingCopy, at: string | null, currentPath: string | null): Promise<void> {
     const { store, root, log } = this.ctx;
-    if (at !== null) await unlinkQuiet(onNode(root, at));
+    const placed = b.placed!;
+    if (at !== null) {
+      const where = at;
+      await lockedSoon(this.ctx, [where], async () => {
+        // still the copy this run placed (a mount may have put other bytes there meanwhile)
+        const st = await lstat(onNode(root, where)).catch(() => null);
+        if (st && st.isFile() && st.dev === placed.dev && st.ino === placed.ino) await unlinkQuiet(onNode(root, where));
+      });
+    }
     if (b.placed) await removeCreatedDirs(b.placed.created);
     log.debug({ fileId: b.fileId, path: b.nodePath, now: currentPath, removedAt: at }, 'replicate: the file moved or went during the copy; copy removed, looked at again');
     await enqueue(store, [b.fileId], 'changed', 0);
@@ -531,29 +592,28 @@ async function copyHere(ctx: ReplicatorContext, f: WorkFile, nodes: Map<number, 
       });
       const got = copied.got;
       await ctx.hooks?.afterTempCopy?.({ id: f.id, path: f.path });
-      // renamed or deleted while the bytes streamed: nothing is placed (no folder is made for a path the file left)
-      const before = await getFileById(store, f.id);
-      if (!before || before.deletedAt || before.path !== f.path) {
-        await unlinkQuiet(copied.temp);
-        await enqueue(store, [f.id], 'changed', 0);
-        return;
-      }
-      if (await pathHeldOnNode(store, node.id, f.path, f.id)) {
+      // placed holding the path's lock (no mount changes it meanwhile) and the file's row lock, only while
+      // the file is still this version at this path
+      const outcome = await tryLocked(ctx, [f.path], async (db) => {
+        // renamed or deleted while the bytes streamed: nothing is placed (no folder is made for a path the file left)
+        const before = await getFileById(db, f.id);
+        if (!before || before.deletedAt || before.path !== f.path) return 'changed' as const;
         // another file's copy is still to be moved or deleted from this path (node_work): not overwritten
+        if (await pathHeldOnNode(db, node.id, f.path, f.id)) return 'path-busy' as const;
+        const placed = await underFileLock(db, f.id, async (cur) =>
+          cur && !cur.deleted && cur.path === f.path && cur.version === f.version ? { created: await placeTemp(root, copied.temp, dest) } : null,
+        );
+        return placed ?? ('changed' as const);
+      });
+      const result = outcome?.value ?? ('path-locked' as const);
+      if (typeof result === 'string') {
         await unlinkQuiet(copied.temp);
-        await enqueue(store, [f.id], 'path-busy', 10);
+        if (result === 'path-locked') stats.deferred++;
+        await enqueue(store, [f.id], result, result === 'changed' ? 0 : result === 'path-busy' ? 10 : 1);
         return;
       }
-      // placed under the file's row lock, only while it is still this version at this path
-      const placed = await underFileLock(store, f.id, async (cur) =>
-        cur && !cur.deleted && cur.path === f.path && cur.version === f.version ? { created: await placeTemp(root, copied.temp, dest) } : null,
-      );
-      if (!placed) {
-        await unlinkQuiet(copied.temp);
-        await enqueue(store, [f.id], 'changed', 0);
-        return;
-      }
-      const created = placed.created;
+      const created = result.created;
+      log.debug({ fileId: f.id, path: f.path, version: f.version, refresh: !!mine }, 'replicate: copy placed');
       await ctx.hooks?.afterPlace?.({ id: f.id, path: f.path });
       stats.copied++;
       stats.copiedBytes += got.size;
@@ -562,7 +622,12 @@ async function copyHere(ctx: ReplicatorContext, f: WorkFile, nodes: Map<number, 
       if (mine && mine.path !== f.path) {
         // the stale copy sat at an older path: remove it once the new one is recorded
         await recorder.flush();
-        if (recorder.recorded.has(f.id) && !(await pathTakenOnNode(store, node.id, mine.path, f.id))) await unlinkQuiet(onNode(root, mine.path));
+        const old = mine.path;
+        if (recorder.recorded.has(f.id)) {
+          await lockedSoon(ctx, [old], async (db) => {
+            if (!(await pathTakenOnNode(db, node.id, old, f.id))) await unlinkQuiet(onNode(root, old));
+          });
+        }
       }
       if (errors.length) await resolveProblems(store, 'copy-failed', f.path, node.id);
       return;
@@ -616,15 +681,23 @@ async function copyHere(ctx: ReplicatorContext, f: WorkFile, nodes: Map<number, 
 
 /** Remove this node's copy of a file when the others suffice (drain, stale, trim). */
 async function dropLocal(ctx: ReplicatorContext, f: WorkFile, reason: DropReason, stats: ReplicateStats): Promise<boolean> {
-  const { store, node, root, log } = ctx;
+  const { node, root, log } = ctx;
+  const mine = f.replicas.find((r) => r.nodeId === node.id);
+  if (!mine) return false;
   try {
-    const nodePath = await dropReplica(store, f.id, node.id, reason);
-    if (nodePath === null) return false;
-    if (!(await pathTakenOnNode(store, node.id, nodePath, f.id))) {
-      const local = onNode(root, nodePath);
-      await unlinkQuiet(local);
-      await pruneEmptyParents(root, path.dirname(local));
-    }
+    const r = await tryLocked(ctx, [mine.path, f.path], async (db) => {
+      const nodePath = await dropReplica(db, f.id, node.id, reason, mine.path);
+      if (nodePath === null) return false;
+      if (!(await pathTakenOnNode(db, node.id, nodePath, f.id))) {
+        log.debug({ fileId: f.id, nodePath, reason }, 'replicate: copy dropped');
+        const local = onNode(root, nodePath);
+        await unlinkQuiet(local);
+        await pruneEmptyParents(root, path.dirname(local));
+      }
+      return true;
+    });
+    if (!r) stats.deferred++;
+    if (!r?.value) return false; // refused, or the path is in use now: looked at again later
     stats.dropped++;
     return true;
   } catch (err) {
@@ -664,6 +737,7 @@ export function formatReplicateSummary(s: ReplicateStats): string {
     `replicate: ${s.copied} copied (${(s.copiedBytes / 2 ** 20).toFixed(1)} MiB, ${s.refreshed} refreshed), ${s.dropped} removed, ` +
     `${s.deletesApplied} deletes and ${s.renamesApplied} renames applied, ${s.finished} finished, ${s.failed} failed, ` +
     `${s.overReplicated} over-replicated${s.trimmed ? ` (${s.trimmed} trimmed)` : ''}; ${s.examined} examined in ${(s.elapsedMs / 1000).toFixed(1)}s` +
+    (s.deferred ? `; ${s.deferred} deferred (path in use)` : '') +
     (s.budgetHit ? ' (budget reached)' : '')
   );
 }

@@ -14,7 +14,7 @@
 import { lstat, mkdir, rename } from 'node:fs/promises';
 import path from 'node:path';
 import type { ReplicatorContext } from './context.js';
-import { lockKey } from './replicate.js';
+import { lockKey, tryLocked } from './replicate.js';
 import { checkNodeFolder } from './context.js';
 import { dropReplica, markVerified, otherCurrentCopies, replicasToScrub, type ScrubCursor } from '../meta/replicas.js';
 import { recordProblem } from '../meta/problems.js';
@@ -108,12 +108,23 @@ export async function scrub(ctx: ReplicatorContext, opts: ScrubOptions = {}): Pr
           }
           const q = path.join(root, QUARANTINE_DIR, `${it.nodePath}.${Date.now()}`);
           await mkdir(path.dirname(q), { recursive: true });
-          // move the bytes away first, then forget the replica (refused if it became the last copy
-          // meanwhile: then the bytes go back). In this order a copy that replicate places here after
-          // the row is gone can never be the file moved away.
-          await rename(local, q);
-          if ((await dropReplica(store, it.fileId, node.id, 'corrupt')) === null) {
-            await rename(q, local);
+          // holding the path's lock (no mount changes it meanwhile): move the bytes away first, then
+          // forget the replica (refused if it became the last copy meanwhile: then the bytes go back).
+          // In this order a copy that replicate places here after the row is gone can never be the file
+          // moved away.
+          const moved = await tryLocked(ctx, [it.nodePath, it.path], async (db) => {
+            await rename(local, q);
+            if ((await dropReplica(db, it.fileId, node.id, 'corrupt', it.nodePath)) === null) {
+              await rename(q, local);
+              return false;
+            }
+            return true;
+          });
+          if (!moved) {
+            stats.skipped++; // in use right now: the next scrub looks again
+            continue;
+          }
+          if (!moved.value) {
             stats.keptLastCopy++;
             await recordProblem(store, { kind: 'corrupt-replica', nodeId: node.id, fileId: it.fileId, path: it.path, detail: `${detail}; the only copy: left in place` });
             continue;

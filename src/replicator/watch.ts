@@ -137,6 +137,7 @@ export async function watch(ctx: ReplicatorContext, opts: WatchOptions = {}): Pr
         } else {
           if (s.copied || s.dropped || s.deletesApplied || s.renamesApplied || s.failed) log.info(formatReplicateSummary(s));
           if (s.budgetHit) schedule(0);
+          else if (s.deferred) schedule(1500); // a mount held some paths: their turn comes right after it
           opts.onPass?.(s);
         }
       } catch (err) {

@@ -232,7 +232,7 @@ export async function faultGrid(t: Tap, opts: FaultGridOptions = {}): Promise<Fa
       classes,
       replicator,
       storage: { timeoutMs: 3000, suspectMs: 3000 },
-      log: { level: 'info', format: 'json' },
+      log: { level: process.env.GEOGRIDFS_TEST_LOG_LEVEL ?? 'info', format: 'json' },
     });
   }
   const cli = (args: string[], config = g.configFile, timeoutMs = 120_000) => cliProcess([...args, '-c', config], { cwd: g.dir, timeoutMs });
@@ -261,7 +261,7 @@ export async function backupSetup(t: Tap, g: FaultGrid, name = 'offsite1') {
     classes: g.classes,
     api: { port },
     storage: { timeoutMs: 3000 },
-    log: { level: 'info', format: 'json' },
+    log: { level: process.env.GEOGRIDFS_TEST_LOG_LEVEL ?? 'info', format: 'json' },
   });
   const add = await cliProcess(['backup-node', 'add', name, '-c', apiConfig]);
   if (add.code !== 0) throw new Error(`backup-node add failed: ${add.stderr}`);
@@ -271,7 +271,7 @@ export async function backupSetup(t: Tap, g: FaultGrid, name = 'offsite1') {
   const hostConfig = await writeConfig(hostDir, {
     dataDir: path.join(hostDir, 'data'),
     backup: { apiUrls: [`http://127.0.0.1:${port}`], token, folder, minFreeBytes: 0, deletion: 'delete' },
-    log: { level: 'info', format: 'json' },
+    log: { level: process.env.GEOGRIDFS_TEST_LOG_LEVEL ?? 'info', format: 'json' },
   });
   const startApi = async () => {
     const api = spawnDaemon(t, 'api', ['api', '-c', apiConfig]);

@@ -52,7 +52,7 @@ export function cliProcess(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?
     child.on('close', (code) => {
       clearTimeout(timer);
       if (process.env.GEOGRIDFS_TEST_LOGS) {
-        const name = args.filter((a) => !a.startsWith('-') && !a.includes('/')).slice(0, 2).join('-') || 'cli';
+        const name = args.filter((a) => /^[a-z][a-z-]*$/.test(a)).slice(0, 2).join('-') || 'cli';
         void fs.mkdir(process.env.GEOGRIDFS_TEST_LOGS, { recursive: true })
           .then(() => fs.appendFile(path.join(process.env.GEOGRIDFS_TEST_LOGS!, `cli-${name}.log`), `--- ${new Date().toISOString()} pid ${child.pid} ${args.join(' ')} exit ${code}\n${stdout}${stderr}`))
           .catch(() => undefined);

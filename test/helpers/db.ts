@@ -36,6 +36,7 @@ export async function createTestDatabase(t: Tap): Promise<string> {
   await c.query(`CREATE DATABASE ${name}`);
   await c.end();
   t.teardown(async () => {
+    if (process.env.GEOGRIDFS_TEST_KEEP_DB) return; // kept for a post-mortem (drop it by hand)
     const d = new pg.Client({ connectionString: admin });
     await d.connect();
     await d.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);

@@ -145,7 +145,7 @@ export async function makeGrid(t: Tap, opts: GridOptions = {}): Promise<Grid> {
     nodes,
     mount: { attrTimeoutSec: 1, ...section('mount') },
     storage: { timeoutMs: 3000, suspectMs: 3000, perNodeConcurrency: 4, threadPoolSize: threadPool, ...section('storage') },
-    log: { level: 'info', format: 'json' },
+    log: { level: process.env.GEOGRIDFS_TEST_LOG_LEVEL ?? 'info', format: 'json' },
     ...Object.fromEntries(Object.entries(extra).filter(([k]) => !['database', 'mount', 'storage'].includes(k))),
   });
   let n = 0;
