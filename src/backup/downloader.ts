@@ -292,11 +292,13 @@ export class Downloader {
 
   /**
    * Download `f` to the local path `dest` (replacing what is there). The
-   * rename is made durable by the next syncDirs().
+   * rename is made durable by the next syncDirs(). `beforePlace` runs with
+   * the verified file's size/mtime stamp right before the rename (the
+   * agent records the copy in its index first).
    * Retries transient failures (resuming), honours 429 (client), throws
    * FreeSpaceError, SupersededError, IntegrityError (after one fresh retry).
    */
-  async download(f: RemoteFile, dest: string, turn: Turn = this.takeTurn()): Promise<DownloadResult> {
+  async download(f: RemoteFile, dest: string, turn: Turn = this.takeTurn(), beforePlace?: (stamp: { s: number; m: string }) => Promise<void>): Promise<DownloadResult> {
     const part = this.partialPath(f);
     const result: DownloadResult = { transferred: 0, resumedFrom: 0, stamp: { s: 0, m: '0' } };
     let integrityFailures = 0;
@@ -324,6 +326,7 @@ export class Downloader {
       turn.pass();
     }
     result.stamp = verified.stamp;
+    await beforePlace?.(verified.stamp);
     await rename(part, dest).catch(async (err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
       await mkdir(path.dirname(dest), { recursive: true }); // the folder went away meanwhile

@@ -219,13 +219,26 @@ export class LocalIndex {
     return true;
   }
 
-  /** Append pending changes to the journal and fsync. */
-  async flush(): Promise<void> {
+  /**
+   * Append pending changes to the journal now, without fsync: they survive
+   * a kill of this process (the page cache keeps them), and flush() makes
+   * them durable with the renames they describe. Used for an entry that
+   * must be on disk before its file is renamed into place, so that a run
+   * killed between the two never leaves a copy the index does not know
+   * (which a later deletion on the grid would then not remove).
+   */
+  async writeNow(): Promise<void> {
     if (!this.pending.length || !this.journal) return;
     const text = this.pending.join('\n') + '\n';
     this.lines += this.pending.length;
     this.pending = [];
     await this.journal.write(text);
+  }
+
+  /** Append pending changes to the journal and fsync. */
+  async flush(): Promise<void> {
+    if (!this.journal) return;
+    await this.writeNow();
     await this.journal.sync();
   }
 

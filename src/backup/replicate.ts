@@ -221,22 +221,24 @@ export class Replicator {
       // the same id run in seq order.
       const held = index.get(item.id);
       const gone = item.deleted || !item.wanted;
-      // its place in line for a download slot, in feed order (passed when done, whatever happened)
-      const turn = this.downloader.takeTurn();
       let keys: string[];
-      let fn: () => Promise<void>;
+      let fn: (turn: Turn) => Promise<void>;
       if (gone && !held) {
         keys = [];
         fn = async () => undefined; // not ours (or a rename tombstone): nothing here to change
       } else {
         keys = [`p:${item.path}`, `i:${item.id}`];
         if (held && !held.h && held.p !== item.path) keys.push(`p:${held.p}`);
-        fn = gone ? () => this.handleGone(item) : () => this.handleLive(item, turn);
+        fn = gone ? () => this.handleGone(item) : (turn) => this.handleLive(item, turn);
       }
       return queue.run(keys, async (): Promise<Outcome> => {
+        // its place in line for a download slot, taken when the item starts (items start in feed order
+        // unless one waits for an earlier item on the same path) and passed when done, whatever happened:
+        // a small file does not overtake a big one while the big one's local checks run
+        const turn = this.downloader.takeTurn();
         try {
           if (this.stop) return 'stopped';
-          await fn();
+          await fn(turn);
           return 'done';
         } catch (err) {
           if (err instanceof FreeSpaceError || err instanceof ThrottledError) {
@@ -427,7 +429,11 @@ export class Replicator {
     // 3. download (over our own older copy, if any)
     let r;
     try {
-      r = await this.downloader.download({ id: item.id, path: item.path, size: item.size, checksum: item.checksum!, mode: item.mode, mtimeUs: item.mtimeUs }, local, turn);
+      // the index entry is written before the rename: a kill in between leaves no copy the index does not know
+      r = await this.downloader.download({ id: item.id, path: item.path, size: item.size, checksum: item.checksum!, mode: item.mode, mtimeUs: item.mtimeUs }, local, turn, async (st) => {
+        this.setEntry(item.path, item, st);
+        await this.index!.writeNow();
+      });
     } catch (err) {
       if (err instanceof SupersededError) {
         // changed, renamed or deleted since this page: a later feed entry carries its new state
@@ -437,7 +443,6 @@ export class Replicator {
       throw err;
     }
     if (r.resumedFrom > 0) this.summary.resumed++;
-    this.setEntry(item.path, item, r.stamp);
     this.summary.downloaded++;
     this.markHeld(item);
   }
