@@ -57,13 +57,13 @@ const replicateCmd = defineCommand<GlobalArgs & { trim?: boolean; 'budget-sec'?:
   describe: 'one run: apply pending deletes/renames, copy the files this node should hold, release drained/stale copies (cron every minute)',
   builder: (y) =>
     y
-      .option('trim', { type: 'boolean', describe: 'also remove this node\'s surplus copies of over-replicated files' })
+      .option('trim', { type: 'boolean', describe: 'remove this node\'s surplus copies of over-replicated files (default: replicator.trimSurplus; --no-trim keeps them)' })
       .option('budget-sec', { type: 'number', describe: 'stop taking new work after this many seconds (default config replicator.budgetSec)' })
       .example('* * * * * geogridfs replicator replicate -q', 'crontab line: quiet unless something fails')
-      .example('$0 replicator replicate --trim', 'after lowering a class target'),
+      .example('$0 replicator replicate --no-trim', 'keep surplus copies this run (replicator.trimSurplus: false keeps them always)'),
   handler: async (args, io) =>
     withReplicator(args, io, async (ctx) => {
-      const s = await replicate(ctx, { trim: args.trim === true, ...(args['budget-sec'] ? { budgetSec: args['budget-sec'] } : {}) });
+      const s = await replicate(ctx, { ...(args.trim !== undefined ? { trim: args.trim } : {}), ...(args['budget-sec'] ? { budgetSec: args['budget-sec'] } : {}) });
       if (s.locked) return 0; // an overlapping run: exit at once, quietly
       if (!args.quiet || s.failed) print(io, formatReplicateSummary(s));
       return s.failed ? 1 : 0;

@@ -28,7 +28,7 @@ import type { MetaAccess } from './meta-access.js';
 /** Where a change's metadata statements go: the store, or the connection holding its path locks. */
 type MetaDb = Pick<MetaAccess, 'query' | 'txn'> | LockedDb;
 import { isConnectionError } from '../meta/store.js';
-import { commitFileVersion, listFolder, lookup, replicasOf, META_CHANNEL, type ReplicaRow, type FileRow, type FolderRow, type MetaChange, nowUs, announce } from '../meta/files.js';
+import { commitFileVersion, listFolder, lookup, recordReplica, replicasOf, META_CHANNEL, type ReplicaRow, type FileRow, type FolderRow, type MetaChange, nowUs, announce } from '../meta/files.js';
 import {
   commitVersionFast, folderHasChildren, knownReplicaPaths, makeFolder, makeFolderFast, makeSymlink, removeFolder, removeFolderFast, renamePath, renamePathFast,
   setAttributes, setAttributesFast, unlinkFile, unlinkFileFast,
@@ -184,8 +184,12 @@ export class GridFs {
   private readonly classify: Classifier;
   private readonly origin: string;
   private degraded = false;
-  /** file paths the replayed journal records touched (reconciled with the nodes afterwards) */
-  private readonly touched = new Set<string>();
+  /**
+   * file paths the replayed journal records touched (reconciled with the
+   * nodes afterwards), with the last version the journal wrote there (node
+   * and checksum; followed through renames), or null
+   */
+  private readonly touched = new Map<string, { node: string; checksum: string } | null>();
   private replaying = false;
   private timers: NodeJS.Timeout[] = [];
   private listenClose: (() => Promise<void>) | null = null;
@@ -457,7 +461,7 @@ export class GridFs {
       const empty = await this.journal.replay((rec) => this.replayOne(rec));
       if (empty && this.touched.size) {
         // renamed folders: their files are reconciled under the new path by the folder's own record
-        await this.reconcile([...this.touched]);
+        await this.reconcile(new Map(this.touched));
         this.touched.clear();
       }
       if (empty) {
@@ -477,58 +481,18 @@ export class GridFs {
    * After a journal replay: make metadata agree with the node folders for
    * every file path the journal touched. Each record was applied to the
    * nodes when it was made, but another mount's journal may have changed the
-   * same paths in between, and journals are replayed independently; the
-   * nodes hold the truth. A live file without bytes on any node is deleted
-   * (only when every node answered); bytes that differ from metadata (or are
-   * unknown to it) are hashed and registered as the current version.
+   * same paths in between, journals are replayed independently, and the
+   * replicators and watchers acted on metadata that lagged meanwhile; the
+   * nodes hold the truth. Where nodes disagree, the newest bytes (mtime: the
+   * last write; a replicator's copy keeps its version's mtime) are the
+   * file's current version, on every node that holds the same bytes. A live
+   * file without bytes on any node is deleted (only when every node
+   * answered). Each path under its lock: no replicator acts on it meanwhile.
    */
-  private async reconcile(paths: Iterable<string>): Promise<void> {
-    for (const vpath of paths) {
+  private async reconcile(paths: Map<string, { node: string; checksum: string } | null>): Promise<void> {
+    for (const [vpath, last] of paths) {
       try {
-        const meta = await lookup(this.store, vpath);
-        if (meta?.type === 'folder') continue;
-        const found = await this.nodeLookup(vpath);
-        const holders = found && found.stat.isFile() ? found.nodes : [];
-        if (meta?.type === 'file' && meta.file.kind === 'symlink') continue;
-        if (holders.length === 0) {
-          const allAnswered = this.nodes.every((n) => n.state === 'dead' || this.io.usable(n));
-          if (meta && allAnswered) await this.store.txn((tx) => unlinkFile(tx, vpath, this.nodes.map((n) => n.id)));
-          continue;
-        }
-        const node = holders[0]!;
-        const st = await this.io.lstat(node, vpath);
-        const fh = await this.io.open(node, vpath, OPEN.RDONLY);
-        let checksum: string;
-        let size = 0;
-        try {
-          const hash = createHash('sha256');
-          for (;;) {
-            const buf = await this.io.read(node, fh, HASH_CHUNK, size);
-            if (buf.length === 0) break;
-            hash.update(buf);
-            size += buf.length;
-          }
-          checksum = hash.digest('hex');
-        } finally {
-          await this.io.close(node, fh);
-        }
-        if (meta && meta.file.checksum === checksum && meta.file.size === size) continue;
-        await this.store.txn(async (tx) => {
-          await commitFileVersion(tx, {
-            path: vpath,
-            size,
-            checksum,
-            mode: st.mode & 0o7777,
-            uid: st.uid,
-            gid: st.gid,
-            mtimeUs: Math.round(st.mtimeMs * 1000),
-            atimeUs: Math.round(st.atimeMs * 1000),
-            classification: this.classify(vpath),
-            nodeId: node.id,
-          });
-          await announce(tx, { origin: this.origin, paths: [vpath] });
-        });
-        this.log.info({ path: vpath, node: node.name }, 'after the journal replay: metadata set to the bytes on the node');
+        await this.locked([vpath], (db) => this.reconcileOne(db, vpath, last));
       } catch (err) {
         if (isConnectionError(err)) throw err;
         this.log.warn({ path: vpath, err: (err as Error).message }, 'reconcile after replay failed for this path');
@@ -536,11 +500,89 @@ export class GridFs {
     }
   }
 
+  private async reconcileOne(db: MetaDb, vpath: string, last: { node: string; checksum: string } | null): Promise<void> {
+    const meta = await lookup(db, vpath);
+    if (meta?.type === 'folder') return;
+    if (meta?.type === 'file' && meta.file.kind === 'symlink') return;
+    if (isReservedName(vpath.slice(vpath.lastIndexOf('/') + 1))) return;
+    const nodes = this.usableNodes();
+    const stats = await Promise.all(nodes.map((n) => this.io.lstatOrNull(n, vpath).catch(() => null)));
+    const holders = nodes.flatMap((node, i) => (stats[i]?.isFile() ? [{ node, st: stats[i]! }] : []));
+    if (holders.length === 0) {
+      const allAnswered = this.nodes.every((n) => n.state === 'dead' || this.io.usable(n));
+      if (meta && allAnswered) await db.txn((tx) => unlinkFile(tx, vpath, this.nodes.map((n) => n.id)));
+      return;
+    }
+    // newest first (ties: configuration order, as the node fall-back reads)
+    holders.sort((a, b) => Math.floor(b.st.mtimeMs) - Math.floor(a.st.mtimeMs));
+    const sums = new Map<string, { checksum: string; size: number }>();
+    for (const h of holders) sums.set(h.node.name, await this.hashOnNode(h.node, vpath));
+    // the journal's last write to this path wins while its node still has those bytes; else the newest bytes
+    const best = holders.find((h) => last && h.node.name === last.node && sums.get(h.node.name)!.checksum === last.checksum) ?? holders[0]!;
+    const want = sums.get(best.node.name)!;
+    const same = holders.filter((h) => sums.get(h.node.name)!.checksum === want.checksum);
+    const other = holders.filter((h) => sums.get(h.node.name)!.checksum !== want.checksum);
+    if (meta?.type === 'file') {
+      const reps = await replicasOf(db, meta.file.id);
+      const current = new Map(reps.filter((r) => r.version === meta.file.version).map((r) => [r.nodeName, r]));
+      const rows = new Map(reps.map((r) => [r.nodeName, r]));
+      // bytes that are not this version must be known as an older one (a replicator then refreshes or drops them)
+      const unaccounted = other.some((h) => !rows.has(h.node.name) || current.has(h.node.name));
+      if (meta.file.checksum === want.checksum && meta.file.size === want.size && !unaccounted) {
+        // metadata agrees: every node with these bytes counts
+        for (const h of same) if (current.get(h.node.name)?.path !== vpath) await recordReplica(db, meta.file.id, h.node.id, meta.file.version, vpath);
+        return;
+      }
+    }
+    const st = best.st;
+    await db.txn(async (tx) => {
+      const version = {
+        path: vpath,
+        size: want.size,
+        checksum: want.checksum,
+        mode: st.mode & 0o7777,
+        uid: st.uid,
+        gid: st.gid,
+        mtimeUs: Math.round(st.mtimeMs * 1000),
+        atimeUs: Math.round(st.atimeMs * 1000),
+        classification: this.classify(vpath),
+        nodeId: best.node.id,
+      };
+      let r = await commitFileVersion(tx, version);
+      // a new file: one version more, so that the other bytes can be the older one
+      if (other.length && r.file.version === 1) r = await commitFileVersion(tx, version);
+      for (const h of same) if (h !== best) await recordReplica(tx, r.file.id, h.node.id, r.file.version, vpath);
+      // other bytes at the path: an older version of this file from now on (refreshed or dropped by the replicators)
+      if (r.file.version > 1) for (const h of other) await recordReplica(tx, r.file.id, h.node.id, r.file.version - 1, vpath);
+      await announce(tx, { origin: this.origin, paths: [vpath] });
+    });
+    this.log.info({ path: vpath, node: best.node.name, copies: same.length }, 'after the journal replay: metadata set to the newest bytes on the nodes');
+  }
+
+  /** sha256 and size of the bytes at `vpath` on `node`. */
+  private async hashOnNode(node: StorageNode, vpath: string): Promise<{ checksum: string; size: number }> {
+    const fh = await this.io.open(node, vpath, OPEN.RDONLY);
+    try {
+      const hash = createHash('sha256');
+      let size = 0;
+      for (;;) {
+        const buf = await this.io.read(node, fh, HASH_CHUNK, size);
+        if (buf.length === 0) break;
+        hash.update(buf);
+        size += buf.length;
+      }
+      return { checksum: hash.digest('hex'), size };
+    } finally {
+      await this.io.close(node, fh);
+    }
+  }
+
   private async replayOne(rec: Stamped): Promise<void> {
-    if (rec.op === 'commit' || rec.op === 'unlink' || rec.op === 'symlink') this.touched.add(rec.path);
+    if (rec.op === 'commit') this.touched.set(rec.path, { node: rec.node, checksum: rec.checksum });
+    else if (rec.op === 'unlink' || rec.op === 'symlink') this.touched.set(rec.path, null);
     else if (rec.op === 'rename') {
-      this.touched.add(rec.from);
-      this.touched.add(rec.to);
+      this.touched.set(rec.to, this.touched.get(rec.from) ?? null);
+      this.touched.set(rec.from, null);
     }
     try {
       await this.store.txn((tx) => this.applyRecord(tx, rec));
@@ -675,7 +717,8 @@ export class GridFs {
    * replicators cannot act either) and its metadata goes to the journal.
    */
   private async locked<T>(paths: Iterable<string>, fn: (db: MetaDb) => Promise<T>): Promise<T> {
-    if (!this.degraded) {
+    // while degraded only the recovery (replay, reconcile) asks: the database has just answered it
+    if (!this.degraded || this.replaying) {
       try {
         return await this.store.withPathLocks([...paths], { mode: 'wait', releaseLater: true }, fn);
       } catch (err) {

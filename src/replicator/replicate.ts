@@ -28,7 +28,7 @@ import {
 import { recordProblem, resolveProblems } from '../meta/problems.js';
 import { copyToTemp, fsyncDir, placeTemp, removeCreatedDirs, removeStaleReplicaTemps, SourceMismatchError, type CreatedDir } from '../storage/copy.js';
 import { onNode } from '../util/vpath.js';
-import { PathLockUnavailable, type LockedDb, type Queryable } from '../meta/store.js';
+import { isConnectionError, PathLockUnavailable, type LockedDb, type Queryable } from '../meta/store.js';
 import { getFile, getFileById } from '../meta/files.js';
 
 /** A source modified this recently that does not match metadata is taken as being written, not corrupt. */
@@ -176,7 +176,7 @@ export async function replicate(ctx: ReplicatorContext, opts: ReplicateOptions =
     await removeStaleReplicaTemps(ctx.root);
     await applyNodeWork(ctx, stats);
     await processQueue(ctx, stats, opts, space.free, started);
-    if (opts.trim) await trimOverReplicated(ctx, stats);
+    if (opts.trim ?? ctx.config.replicator.trimSurplus) await trimOverReplicated(ctx, stats);
     await writeHeartbeat(ctx);
   } finally {
     await release();
@@ -437,7 +437,8 @@ class CopyRecorder {
   flush(): Promise<void> {
     const batch = this.pending;
     this.pending = [];
-    this.chain = this.chain.then(async () => {
+    // each batch is recorded (or abandoned) even when an earlier one failed
+    const next = this.chain.then(async () => {
       if (!batch.length) return;
       for (const dir of new Set(batch.map((b) => b.dir))) {
         // a folder renamed through the mount meanwhile: the copy moved with it (seen when it is recorded)
@@ -447,7 +448,8 @@ class CopyRecorder {
       }
       await this.record(batch);
     });
-    return this.chain;
+    this.chain = next.catch(() => undefined);
+    return next;
   }
 
   private async record(batch: PendingCopy[]): Promise<void> {
@@ -455,7 +457,14 @@ class CopyRecorder {
     let todo = batch;
     // a copy found at its file's new path is recorded there; bounded: a file renamed again and again is just looked at again later
     for (let round = 0; todo.length && round < 3; round++) {
-      const mismatched = await recordCopies(store, node.id, holder, todo.map((b) => ({ fileId: b.fileId, version: b.version, nodePath: b.nodePath, strict: b.placed !== undefined })));
+      let mismatched: Awaited<ReturnType<typeof recordCopies>>;
+      try {
+        mismatched = await recordCopies(store, node.id, holder, todo.map((b) => ({ fileId: b.fileId, version: b.version, nodePath: b.nodePath, strict: b.placed !== undefined })));
+      } catch (err) {
+        // not recorded (the database went away): copies nobody knows would stay on this node for good
+        if (isConnectionError(err)) await this.abandon(todo);
+        throw err;
+      }
       const missed = new Set(mismatched.map((m) => m.fileId));
       for (const b of todo) if (!missed.has(b.fileId)) this.recorded.add(b.fileId);
       const again: PendingCopy[] = [];
@@ -496,6 +505,25 @@ class CopyRecorder {
     }
     await this.discard(b, at, currentPath);
     return null;
+  }
+
+  /**
+   * Copies this run placed that could not be recorded (no database): removed
+   * while each is still the file this run placed (dev/ino), with the folders
+   * it made. No path lock can be had without the database; the identity
+   * check keeps anything a mount put there meanwhile.
+   */
+  private async abandon(batch: PendingCopy[]): Promise<void> {
+    const { root, log } = this.ctx;
+    for (const b of batch) {
+      const placed = b.placed;
+      if (!placed) continue;
+      const local = onNode(root, b.nodePath);
+      const st = await lstat(local).catch(() => null);
+      if (st && st.isFile() && st.dev === placed.dev && st.ino === placed.ino) await unlinkQuiet(local).catch(() => undefined);
+      await removeCreatedDirs(placed.created).catch(() => undefined);
+      log.debug({ fileId: b.fileId, path: b.nodePath }, 'replicate: copy not recorded (database unreachable): removed');
+    }
   }
 
   private async discard(b: PendingCopy, at: string | null, currentPath: string | null): Promise<void> {
