@@ -790,6 +790,7 @@ export class GridFs {
   // ---------------------------------------------------------------- attributes and listings
 
   async getattr(vpath: string): Promise<Attr> {
+    await this.settled(vpath);
     const w = this.handles.writers(vpath).at(-1);
     if (w) {
       return { mode: S_IFREG | w.mode, uid: w.uid, gid: w.gid, size: w.size, nlink: 1, atime: w.atimeMs, mtime: w.mtimeMs, ctime: w.mtimeMs, blocks: Math.ceil(w.size / 4096) * 8, blksize: 4096, ino: inoOfPath(vpath) };
@@ -957,6 +958,7 @@ export class GridFs {
 
   /** uid/gid: the caller's (rebuilt binding), else this process's. */
   async create(vpath: string, mode: number, uid = this.uid, gid = this.gid): Promise<number> {
+    await this.settled(vpath);
     await this.resolveDir(parentOf(vpath));
     const shared = this.handles.liveWriter(vpath);
     if (shared) return this.share(shared);
@@ -1026,6 +1028,7 @@ export class GridFs {
   private readonly appendFds = new Set<number>();
 
   async open(vpath: string, flags: number): Promise<number> {
+    await this.settled(vpath);
     let fd: number;
     for (let attempt = 0; ; attempt++) {
       try {
@@ -1470,9 +1473,35 @@ export class GridFs {
     }
   }
 
+  /**
+   * Writers being closed (their last descriptor released) by path, until
+   * their version is registered and in place. The kernel sends RELEASE after
+   * close(2) has returned, so the application may already stat or open the
+   * path again: those calls wait here instead of finding neither the writer
+   * (gone from the handle table) nor the file (not published yet).
+   */
+  private readonly closing = new Map<string, Promise<void>>();
+
+  /** Wait until a writer of `vpath` being closed is done (see `closing`). */
+  private async settled(vpath: string): Promise<void> {
+    const p = this.closing.get(vpath);
+    if (p) await p.catch(() => undefined);
+  }
+
   /** Drop one descriptor's hold on a writer; the last one registers what is left and closes it. */
   private async releaseWriter(w: WriteHandle): Promise<void> {
     if (--w.refs > 0) return;
+    const path = w.path;
+    const done = this.finishWriter(w);
+    this.closing.set(path, done);
+    try {
+      await done;
+    } finally {
+      if (this.closing.get(path) === done) this.closing.delete(path);
+    }
+  }
+
+  private async finishWriter(w: WriteHandle): Promise<void> {
     try {
       if (w.dirty) await this.commit(w);
     } finally {
@@ -1488,9 +1517,14 @@ export class GridFs {
   async release(fd: number): Promise<void> {
     const h = this.handles.get(fd);
     if (!h) return;
-    this.handles.remove(fd);
     this.appendFds.delete(fd);
-    if (h.kind === 'write') return this.releaseWriter(h);
+    if (h.kind === 'write') {
+      // the last descriptor: marked closing before it leaves the handle table (no window where the path is unknown)
+      const released = this.releaseWriter(h);
+      this.handles.remove(fd);
+      return released;
+    }
+    this.handles.remove(fd);
     if (h.writer) await this.releaseWriter(h.writer);
     if (h.fh) await this.io.close(h.candidates[h.index]!.node, h.fh);
   }
@@ -1519,6 +1553,7 @@ export class GridFs {
   }
 
   async truncate(vpath: string, size: number): Promise<void> {
+    await this.settled(vpath);
     const w = this.handles.liveWriter(vpath);
     if (w) return this.truncateWriter(w, size);
     const fd = await this.open(vpath, OPEN.RDWR);
@@ -1575,6 +1610,7 @@ export class GridFs {
   }
 
   async unlink(vpath: string): Promise<void> {
+    await this.settled(vpath);
     const r = await this.resolve(vpath);
     const writers = this.handles.writers(vpath);
     if (!r && writers.length === 0) throw new FsError('ENOENT', vpath);
@@ -1648,6 +1684,8 @@ export class GridFs {
 
   async rename(from: string, to: string): Promise<void> {
     if (from === to) return;
+    await this.settled(from);
+    await this.settled(to);
     if (to.startsWith(from + '/')) throw new FsError('EINVAL', 'cannot move a folder into itself');
     const writers = this.handles.writers(from);
     const src = await this.resolve(from);
@@ -1731,6 +1769,7 @@ export class GridFs {
 
   /** Apply an attribute change to metadata, open writers and the node copies. */
   private async setattr(vpath: string, attrs: { mode?: number; uid?: number; gid?: number; atimeMs?: number; mtimeMs?: number }, onNode: (node: StorageNode, p: string) => Promise<void>): Promise<void> {
+    await this.settled(vpath);
     const writers = this.handles.writers(vpath);
     const r = await this.resolve(vpath);
     if (!r && writers.length === 0) throw new FsError('ENOENT', vpath);
