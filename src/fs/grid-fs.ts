@@ -190,6 +190,8 @@ export class GridFs {
    * and checksum; followed through renames), or null
    */
   private readonly touched = new Map<string, { node: string; checksum: string } | null>();
+  /** folder paths the replayed journal made, removed or renamed (reconciled with the nodes afterwards) */
+  private readonly touchedDirs = new Set<string>();
   private replaying = false;
   private timers: NodeJS.Timeout[] = [];
   private listenClose: (() => Promise<void>) | null = null;
@@ -464,6 +466,10 @@ export class GridFs {
         await this.reconcile(new Map(this.touched));
         this.touched.clear();
       }
+      if (empty && this.touchedDirs.size) {
+        await this.reconcileFolders([...this.touchedDirs]);
+        this.touchedDirs.clear();
+      }
       if (empty) {
         if (this.degraded) this.log.info('PostgreSQL is back: journal replayed');
         this.degraded = false;
@@ -559,6 +565,39 @@ export class GridFs {
     this.log.info({ path: vpath, node: best.node.name, copies: same.length }, 'after the journal replay: metadata set to the newest bytes on the nodes');
   }
 
+  /**
+   * After a journal replay: folders the journal made, removed or renamed
+   * exist in metadata exactly when some node has them (another mount's
+   * journal, replayed independently, may have made one that this mount
+   * removed, or the other way round). Deepest first; a folder metadata still
+   * has entries in stays; nothing is removed unless every node answered.
+   */
+  private async reconcileFolders(paths: string[]): Promise<void> {
+    const allAnswered = () => this.nodes.every((n) => n.state === 'dead' || this.io.usable(n));
+    for (const vpath of [...new Set(paths)].sort((a, b) => b.length - a.length)) {
+      if (vpath === '/') continue;
+      try {
+        await this.locked([vpath], async (db) => {
+          const meta = await lookup(db, vpath);
+          if (meta?.type === 'file') return;
+          const stats = await Promise.all(this.usableNodes().map((n) => this.io.lstatOrNull(n, vpath).catch(() => null)));
+          const dir = stats.find((st) => st?.isDirectory());
+          if (dir && !meta) {
+            await db.txn((tx) => makeFolder(tx, vpath, { mode: dir.mode & 0o7777, uid: dir.uid, gid: dir.gid, mtimeUs: Math.round(dir.mtimeMs * 1000) }));
+            this.log.info({ path: vpath }, 'after the journal replay: folder registered (a node has it)');
+          } else if (!dir && meta?.type === 'folder' && allAnswered() && !(await folderHasChildren(db, meta.folder.id))) {
+            await db.txn((tx) => removeFolder(tx, vpath));
+            this.log.info({ path: vpath }, 'after the journal replay: folder removed (no node has it)');
+          }
+        });
+      } catch (err) {
+        if (isConnectionError(err)) throw err;
+        this.log.warn({ path: vpath, err: (err as Error).message }, 'reconcile of a folder after replay failed');
+      }
+    }
+    this.cache.clear();
+  }
+
   /** sha256 and size of the bytes at `vpath` on `node`. */
   private async hashOnNode(node: StorageNode, vpath: string): Promise<{ checksum: string; size: number }> {
     const fh = await this.io.open(node, vpath, OPEN.RDONLY);
@@ -580,9 +619,12 @@ export class GridFs {
   private async replayOne(rec: Stamped): Promise<void> {
     if (rec.op === 'commit') this.touched.set(rec.path, { node: rec.node, checksum: rec.checksum });
     else if (rec.op === 'unlink' || rec.op === 'symlink') this.touched.set(rec.path, null);
+    else if (rec.op === 'mkdir' || rec.op === 'rmdir') this.touchedDirs.add(rec.path);
     else if (rec.op === 'rename') {
       this.touched.set(rec.to, this.touched.get(rec.from) ?? null);
       this.touched.set(rec.from, null);
+      this.touchedDirs.add(rec.from);
+      this.touchedDirs.add(rec.to);
     }
     try {
       await this.store.txn((tx) => this.applyRecord(tx, rec));
