@@ -18,7 +18,7 @@ import { replicate, writeHeartbeat, formatReplicateSummary, type ReplicateStats 
 import { walk } from './walk.js';
 import { META_CHANNEL } from '../meta/files.js';
 import { isReservedName } from '../storage/copy.js';
-import type { ListenHandle } from '../meta/store.js';
+import { isConnectionError, type ListenHandle } from '../meta/store.js';
 
 export const WORK_CHANNEL = 'geogridfs_work';
 
@@ -128,7 +128,17 @@ export async function watch(ctx: ReplicatorContext, opts: WatchOptions = {}): Pr
           for (const p of paths) {
             const rel = path.relative(ctx.root, p);
             if (rel.startsWith('..')) continue;
-            await walk(ctx, { subpath: '/' + rel.split(path.sep).join('/') });
+            try {
+              await walk(ctx, { subpath: '/' + rel.split(path.sep).join('/') });
+            } catch (err) {
+              // gone again (renamed or deleted: what is there now comes as its own event); never the whole pass
+              if ((err as { code?: string }).code === 'NOT_FOUND') continue;
+              if (isConnectionError(err)) {
+                for (const q of paths) touched.add(q); // looked at again once the database answers
+                throw err;
+              }
+              log.warn({ path: p, err: (err as Error).message }, 'watch: walk of a changed file failed');
+            }
           }
         }
         const s = await replicate(ctx);

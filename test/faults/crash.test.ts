@@ -15,12 +15,8 @@ import { runWriters } from './writers.js';
 
 const run = promisify(execFile);
 
-// Known open failures (issue 7 report): after a kill -9 of one mount, a file a
-// writer had closed successfully can read back with other content (fsck clean:
-// metadata agrees with the bytes), or stay registered with 0 current copies
-// (EIO on read). Marked todo in the short form so that CI
-// stays green while it is fixed; GEOGRIDFS_FAULTS=full reports it as a failure.
-const KNOWN = process.env.GEOGRIDFS_FAULTS === 'full' || process.env.GEOGRIDFS_FAULTS_STRICT ? {} : { todo: 'known open failure (issue 7 report)' };
+// Every assertion is strict in both forms (the failures once marked todo here are fixed: see test/regressions).
+const KNOWN = {};
 
 for (const seed of seeds([11], [11, 12, 13, 14])) {
   t.test(`kill -9 of a mount, a replicator and the backup agent (seed ${seed})`, async (t) => {

@@ -11,19 +11,8 @@ import { ensureEmbedded, stopEmbedded } from '../../src/embedded/server.js';
 import { FULL, Model, compareTree, type TreeCheck, faultGrid, figures, seeds, sleep, spawnDaemon, treeOk, underTarget, until, whyUnder } from './lib.js';
 import { runWriters } from './writers.js';
 
-// Known open failure with two mounts (issue 7 report): each mount replays its
-// own journal, so changes made through both mounts to the same files while the
-// database was down are replayed out of order (metadata then names copies that
-// are not there, sizes disagree, reads fail with EIO). Run in the full form only.
-// Also open with one mount (issue 7 report): after the restart some files stay
-// under target (copies made but not recorded during the outage are left as
-// unknown files) and emptied folders can reappear. Todo in the short form.
-const STRICT = process.env.GEOGRIDFS_FAULTS === 'full' || process.env.GEOGRIDFS_FAULTS_STRICT;
-const cases = [
-  { mounts: 1, known: STRICT ? {} : { todo: 'known open failure (issue 7 report)' } },
-  // the short form (CI) keeps to one mount; the full form shows the open failure
-  ...(FULL ? [{ mounts: 2, known: {} }] : []),
-];
+// One mount in the short form (CI), one and two mounts in the full form; strict in both.
+const cases = [{ mounts: 1, known: {} }, ...(FULL ? [{ mounts: 2, known: {} }] : [])];
 
 for (const seed of seeds([21], [21, 22])) for (const { mounts, known } of cases) {
   t.test(`PostgreSQL restart during writes and replication, ${mounts} mount(s) (seed ${seed})`, async (t) => {

@@ -12,12 +12,8 @@ import t from 'tap';
 import { FULL, Model, backupSetup, compareTree, cronLoop, faultGrid, figures, seeds, spawnDaemon, treeOk, underTarget, until } from './lib.js';
 import { runWriters } from './writers.js';
 
-// Known open failures (issue 7 report): after folder renames racing the
-// replicators, empty folders / an orphan file can stay on a node and show in
-// the mount, and a backup run can hit a 500 (GGFS_INTERNAL). Marked todo in the
-// short form so that CI stays green while they are fixed; the full form
-// (GEOGRIDFS_FAULTS=full) reports them as failures.
-const KNOWN = process.env.GEOGRIDFS_FAULTS === 'full' || process.env.GEOGRIDFS_FAULTS_STRICT ? {} : { todo: 'known open failure (issue 7 report)' };
+// Every assertion is strict in both forms (the failures once marked todo here are fixed: see test/regressions).
+const KNOWN = {};
 
 for (const seed of seeds([1], [1, 2])) {
   t.test(`soak (seed ${seed})`, async (t) => {
