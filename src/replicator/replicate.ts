@@ -28,7 +28,8 @@ import {
 import { recordProblem, resolveProblems } from '../meta/problems.js';
 import { copyToTemp, fsyncDir, placeTemp, removeCreatedDirs, removeStaleReplicaTemps, SourceMismatchError, type CreatedDir } from '../storage/copy.js';
 import { onNode } from '../util/vpath.js';
-import { isConnectionError, PathLockUnavailable, type LockedDb, type Queryable } from '../meta/store.js';
+import { isConnectionError, type LockedDb, type Queryable } from '../meta/store.js';
+import { tryLocked } from './locks.js';
 import { getFile, getFileById } from '../meta/files.js';
 
 /** A source modified this recently that does not match metadata is taken as being written, not corrupt. */
@@ -103,26 +104,6 @@ async function pruneEmptyParents(root: string, dir: string): Promise<void> {
       return; // not empty (or gone): stop
     }
     d = path.dirname(d);
-  }
-}
-
-/**
- * Run `fn` holding the grid-wide locks of `paths` (MetaStore.withPathLocks,
- * sql/0004), only if they are free now: a mount changing one of these paths
- * has precedence, and the replicator comes back to it later. `fn` gets the
- * locking connection for its statements (never another pool connection: a
- * pool shared by several locked sections must not starve). Returns null
- * when a lock was taken.
- */
-export async function tryLocked<T>(ctx: ReplicatorContext, paths: readonly (string | null | undefined)[], fn: (db: LockedDb) => Promise<T>): Promise<{ value: T } | null> {
-  try {
-    return { value: await ctx.store.withPathLocks(paths.filter((p): p is string => typeof p === 'string'), { mode: 'try' }, fn) };
-  } catch (err) {
-    if (err instanceof PathLockUnavailable) {
-      if (err.busy) return null;
-      throw err.cause ?? err;
-    }
-    throw err;
   }
 }
 

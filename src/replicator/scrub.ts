@@ -14,7 +14,8 @@
 import { lstat, mkdir, rename } from 'node:fs/promises';
 import path from 'node:path';
 import type { ReplicatorContext } from './context.js';
-import { lockKey, tryLocked } from './replicate.js';
+import { lockKey } from './replicate.js';
+import { tryLocked } from './locks.js';
 import { checkNodeFolder } from './context.js';
 import { dropReplica, markVerified, otherCurrentCopies, replicasToScrub, type ScrubCursor } from '../meta/replicas.js';
 import { recordProblem } from '../meta/problems.js';

@@ -28,7 +28,8 @@ import { isReservedName } from '../storage/copy.js';
 import type { HashResult } from '../storage/hash.js';
 import { makeClassifier } from '../util/classify.js';
 import { joinVirtual, normalizeVirtualPath, onNode, parentOf } from '../util/vpath.js';
-import type { Queryable } from '../meta/store.js';
+import type { LockedDb, Queryable } from '../meta/store.js';
+import { tryLocked } from './locks.js';
 import { GeoError } from '../util/errors.js';
 
 export interface WalkStats {
@@ -87,6 +88,8 @@ interface Job {
 
 interface Hashed {
   vpath: string;
+  /** the file hashed: its inode (a file put at the path since is another one) */
+  ino: bigint;
   info: LocalPathInfo | undefined;
   size: number;
   mode: number;
@@ -125,12 +128,32 @@ export async function walk(ctx: ReplicatorContext, opts: WalkOptions = {}): Prom
   const writeBatch = async (batch: Hashed[]): Promise<void> => {
     try {
       const t0 = Date.now();
-      await store.txn((tx) => writeResults(tx, batch));
+      // under the paths' locks (a mount changing one of them right now goes first), and only for files still
+      // as they were hashed, with metadata as it is now: never racing a mount's rename, create or delete
+      const whole = await tryLocked(ctx, batch.map((h) => h.vpath), (db) => writeFresh(db, batch));
+      if (!whole) {
+        // some path is in use: one by one, leaving out (for the next walk or watch event) those still in use
+        for (const h of batch) {
+          if (!(await tryLocked(ctx, [h.vpath], (db) => writeFresh(db, [h])))) stats.skipped++;
+        }
+      }
       log.debug({ files: batch.length, ms: Date.now() - t0 }, 'walk: batch written');
     } catch (err) {
       stats.errors += batch.length;
       log.error({ err: (err as Error).message, files: batch.length }, 'walk: writing a batch failed');
     }
+  };
+  const writeFresh = async (db: LockedDb, batch: Hashed[]): Promise<void> => {
+    const now = await Promise.all(batch.map((h) => lstat(onNode(ctx.root, h.vpath), { bigint: true }).catch(() => null)));
+    const still = batch.filter((h, i) => {
+      const st = now[i];
+      return st !== null && st.isFile() && st.ino === h.ino && Number(st.size) === h.size && statUs(st.mtimeNs) === h.mtimeUs;
+    });
+    stats.skipped += batch.length - still.length; // changed or gone since hashed: its new state comes again
+    if (!still.length) return;
+    const infos = await localPathInfo(db, node.id, still.map((h) => h.vpath));
+    const fresh = still.map((h) => ({ ...h, info: infos.get(h.vpath) }));
+    await db.txn((tx) => writeResults(tx, fresh));
   };
   const writeResults = async (tx: Queryable, batch: Hashed[]): Promise<void> => {
     let registered = 0;
@@ -307,7 +330,7 @@ export async function walk(ctx: ReplicatorContext, opts: WalkOptions = {}): Prom
       return;
     }
     pending.push({
-      vpath: e.vpath, info, size, checksum: h.checksum, mode: Number(e.st.mode) & 0o7777, uid: Number(e.st.uid), gid: Number(e.st.gid),
+      vpath: e.vpath, ino: e.st.ino, info, size, checksum: h.checksum, mode: Number(e.st.mode) & 0o7777, uid: Number(e.st.uid), gid: Number(e.st.gid),
       mtimeUs, atimeUs: statUs(e.st.atimeNs),
     });
     if (pending.length >= batchSize || Date.now() - lastFlush > 1000) void flush();
@@ -317,8 +340,18 @@ export async function walk(ctx: ReplicatorContext, opts: WalkOptions = {}): Prom
     if (vdir === '/') return true;
     if (await getFolder(store, vdir)) return true;
     try {
-      const st = await lstat(abs, { bigint: true });
-      await store.txn((tx) => ensureFolder(tx, vdir, { mode: Number(st.mode) & 0o7777, uid: Number(st.uid), gid: Number(st.gid), mtimeUs: statUs(st.mtimeNs) }));
+      // under the folder's lock: a folder a mount is renaming right now (its new name on the nodes before
+      // its metadata commit) is not registered here; its subtree is looked at again later
+      const made = await tryLocked(ctx, [vdir], async (db) => {
+        const st = await lstat(abs, { bigint: true }).catch(() => null);
+        if (!st || !st.isDirectory()) return false;
+        await db.txn((tx) => ensureFolder(tx, vdir, { mode: Number(st.mode) & 0o7777, uid: Number(st.uid), gid: Number(st.gid), mtimeUs: statUs(st.mtimeNs) }));
+        return true;
+      });
+      if (!made?.value) {
+        stats.skipped++;
+        return false;
+      }
       stats.folders++;
       return true;
     } catch (err) {
