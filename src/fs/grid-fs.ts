@@ -794,14 +794,22 @@ export class GridFs {
     return this.nodes.filter((n) => n.state !== 'dead' && this.io.usable(n));
   }
 
-  /** Look an entry up on the nodes: first node (config order) that has it wins. */
+  /**
+   * Look an entry up on the nodes. The holders come newest first (mtime;
+   * ties: configuration order) and the first one's attributes are the
+   * entry's: without metadata (a file placed by hand, or the database
+   * unreachable) a node holding an older copy must not win over the last
+   * write (a replicator's copy keeps its version's mtime).
+   */
   private async nodeLookup(vpath: string): Promise<{ stat: Stats; nodes: StorageNode[] } | null> {
     if (isReservedName(vpath.slice(vpath.lastIndexOf('/') + 1))) return null;
     const nodes = this.usableNodes();
     const stats = await Promise.all(nodes.map((n) => this.io.lstatOrNull(n, vpath).catch(() => null)));
-    const found = nodes.filter((_, i) => stats[i]);
+    const found = nodes.flatMap((node, i) => (stats[i] ? [{ node, st: stats[i]! }] : []));
     if (found.length === 0) return null;
-    return { stat: stats[nodes.indexOf(found[0]!)]!, nodes: found };
+    const newest = (x: { st: Stats }) => (x.st.isFile() ? Math.floor(x.st.mtimeMs) : -1);
+    found.sort((a, b) => newest(b) - newest(a));
+    return { stat: found[0]!.st, nodes: found.map((f) => f.node) };
   }
 
   /** Find an entry: metadata first, then the node folders. null = it does not exist. */
