@@ -1506,8 +1506,10 @@ export class GridFs {
   async flush(fd: number): Promise<void> {
     const h = this.handles.get(fd);
     if (!h) throw new FsError('EBADF');
-    // a close(2) right after create/open (the shell's dup2 dance) with nothing written yet: release registers it
-    if (h.kind === 'write' && h.dirty && h.wrote) await this.commit(h);
+    // every close(2) of a changed file registers it, also a file created (or truncated) and closed without a
+    // write: once close returns, other mounts see it (close-to-open, as NFS). The shell's `> f` (a close of
+    // the dup'd descriptor first) so costs two commits, the first of the empty file.
+    if (h.kind === 'write' && h.dirty) await this.commit(h);
   }
 
   async fsync(fd: number): Promise<void> {

@@ -22,7 +22,7 @@ import { rank } from './rendezvous.js';
 import { placementNodes, dropReplica, type DropReason } from '../meta/replicas.js';
 import { heartbeat } from '../meta/nodes.js';
 import {
-  claimCopies, clearOverReplicated, deferQueued, dueWork, enqueue, expireClaims, finishNodeWork, markOverReplicated, moveReplicaLocked, nodeWork, underFileLock,
+  claimCopies, clearOverReplicated, deferQueued, dueWork, enqueue, enqueue as enqueueNow, expireClaims, finishNodeWork, markOverReplicated, moveReplicaLocked, nodeWork, underFileLock,
   overReplicated, pathHeldOnNode, pathTakenOnNode, recordCopies, releaseClaims, releaseNodeClaims, removeQueued, renewClaims, workFiles, type NodeWorkItem, type QueueCursor, type QueueEntry, type WorkFile,
 } from '../meta/queue.js';
 import { recordProblem, resolveProblems } from '../meta/problems.js';
@@ -542,8 +542,29 @@ export function movedPathCandidates(oldPath: string, newPath: string): string[] 
 }
 
 /** Copy one claimed file to this node: pick sources, verified atomic copy, hand it to the recorder. */
+/**
+ * True when the file or its replicas (node, version, node path) are no
+ * longer as this run read them. A failed copy is put off for a while only
+ * when nothing changed: when metadata lagged the nodes (a journal replayed
+ * after an outage, a pending rename applied) the change that fixes it may
+ * already have come and gone while the copy was failing.
+ */
+async function changedSince(store: ReplicatorContext['store'], f: WorkFile): Promise<boolean> {
+  const now = (await workFiles(store, [f.id]))[0];
+  if (!now || now.deleted || now.version !== f.version || now.path !== f.path) return true;
+  const key = (r: { nodeId: number; version: number; path: string }) => `${r.nodeId}:${r.version}:${r.path}`;
+  const before = new Set(f.replicas.map(key));
+  return now.replicas.length !== f.replicas.length || now.replicas.some((r) => !before.has(key(r)));
+}
+
 async function copyHere(ctx: ReplicatorContext, f: WorkFile, nodes: Map<number, PlacementNode>, stats: ReplicateStats, recorder: CopyRecorder, previousReason: string): Promise<void> {
-  const { store, config, node, root, log } = ctx;
+  const { config, node, root, log } = ctx;
+  // a failure puts the file off only while it is still as read (else: looked at again at once)
+  const store = ctx.store;
+  const enqueue = async (db: Queryable, ids: number[], reason: string, delaySec: number): Promise<void> => {
+    if (delaySec > 0 && reason !== 'changed' && (await changedSince(store, f))) return enqueueNow(db, ids, 'changed', 0);
+    return enqueueNow(db, ids, reason, delaySec);
+  };
   const dest = onNode(root, f.path);
   const mine = f.replicas.find((r) => r.nodeId === node.id);
   if (!mine && (await exists(dest))) {
@@ -685,7 +706,7 @@ async function copyHere(ctx: ReplicatorContext, f: WorkFile, nodes: Map<number, 
   }
   stats.failed++;
   await recordProblem(store, { kind: 'copy-failed', nodeId: node.id, fileId: f.id, path: f.path, detail: errors.join('; ') });
-  await enqueue(store, [f.id], 'copy-failed', 120);
+  await enqueue(store, [f.id], 'copy-failed', 30); // a source that fails for good is looked at twice a minute (the problem stays open meanwhile)
 }
 
 /** Remove this node's copy of a file when the others suffice (drain, stale, trim). */
