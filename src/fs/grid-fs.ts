@@ -310,6 +310,9 @@ export class GridFs {
       this.clearReplicas();
       return;
     }
+    // our own commits: the cache already has what they wrote (commit() invalidates the path before it and
+    // sets the new row after, so a lookup racing with it is never cached); their echo would only throw it away
+    if (change.origin === this.origin) return;
     for (const p of change.paths ?? []) {
       this.forgetReplicas(p);
       this.cache.invalidate(p);
@@ -562,6 +565,9 @@ export class GridFs {
       if (r.file.version > 1) for (const h of other) await recordReplica(tx, r.file.id, h.node.id, r.file.version - 1, vpath);
       await announce(tx, { origin: this.origin, paths: [vpath] });
     });
+    // its announcement is our own (not applied by onNotify)
+    this.forgetReplicas(vpath);
+    this.cache.invalidate(vpath);
     this.log.info({ path: vpath, node: best.node.name, copies: same.length }, 'after the journal replay: metadata set to the newest bytes on the nodes');
   }
 
@@ -1451,6 +1457,8 @@ export class GridFs {
       // the path's lock from the commit to the bytes in place: no replicator touches the path in between
       await this.locked([h.path, h.nodePath], async (db) => {
         const intent = (pending.intent = await this.intents.add({ node: node.name, tmp, path: h.path, checksum, size }));
+        // a lookup running meanwhile must not cache the row from before this commit (see onNotify)
+        this.cache.invalidate(h.path);
         const since = this.cache.generation;
         const row = await this.mutate(
           {

@@ -15,6 +15,7 @@
  * are plain functions over a `Queryable`, so they run inside or outside a
  * transaction alike.
  */
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Config } from '../config/schema.js';
 import { ensureEmbedded } from '../embedded/server.js';
@@ -115,6 +116,52 @@ export function redactUrl(url: string): string {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * The locks for changing `paths` (sql/0004): each path exclusive, every
+ * folder above it (not the root) shared; a path wanted both ways is
+ * exclusive. The same set as geogridfs_path_lock_keys computes, keyed the
+ * same way by the statements below, in one round trip.
+ */
+export function lockSet(paths: readonly string[]): { locks: string[]; exclusive: boolean[] } {
+  const want = new Map<string, boolean>();
+  for (const p of paths) {
+    if (p === '/') continue;
+    want.set(p, true);
+    for (let i = p.indexOf('/', 1); i > 0; i = p.indexOf('/', i + 1)) {
+      const a = p.slice(0, i);
+      if (!want.has(a)) want.set(a, false);
+    }
+  }
+  return { locks: [...want.keys()], exclusive: [...want.values()] };
+}
+
+const LOCK_KEYS = `SELECT hashtextextended('ggfs-path:' || p, 0) AS k, e FROM unnest($1::text[], $2::bool[]) AS x(p, e)`;
+/** in key order (no deadlock between lockers), each waiting */
+const LOCK_SQL = `SELECT count(CASE WHEN u.e THEN pg_advisory_lock(u.k) ELSE pg_advisory_lock_shared(u.k) END) FROM (${LOCK_KEYS} ORDER BY 1) u`;
+const TRY_LOCK_SQL = `SELECT array_agg(CASE WHEN u.e THEN pg_try_advisory_lock(u.k) ELSE pg_try_advisory_lock_shared(u.k) END) AS got,
+  array_agg(u.k::text) AS k, array_agg(u.e) AS e FROM (${LOCK_KEYS}) u`;
+const UNLOCK_SQL = `SELECT count(CASE WHEN u.e THEN pg_advisory_unlock(u.k) ELSE pg_advisory_unlock_shared(u.k) END) FROM (${LOCK_KEYS}) u`;
+const UNLOCK_KEYS_SQL = `SELECT count(CASE WHEN e THEN pg_advisory_unlock(k) ELSE pg_advisory_unlock_shared(k) END) FROM unnest($1::bigint[], $2::bool[]) AS x(k, e)`;
+
+/**
+ * A parameterised statement as a named prepared statement: PostgreSQL
+ * parses and plans it once per connection instead of at every call (the
+ * mount's commit is a CTE whose planning cost more than its execution).
+ * Every statement of the metadata store is static text with parameters, so
+ * the names (a hash of the text) are few. Statements without parameters
+ * (BEGIN, COMMIT, DDL, LISTEN) stay unnamed.
+ */
+const names = new Map<string, string>();
+function statement(sql: string, params: readonly unknown[]): pg.QueryConfig {
+  if (params.length === 0) return { text: sql };
+  let name = names.get(sql);
+  if (!name) {
+    name = 'g' + createHash('sha1').update(sql).digest('hex').slice(0, 20);
+    if (names.size < 10_000) names.set(sql, name);
+  }
+  return { name, text: sql, values: params as unknown[] };
+}
+
 export class MetaStore implements Queryable {
   readonly pool: pg.Pool;
   readonly url: string;
@@ -159,7 +206,7 @@ export class MetaStore implements Queryable {
   }
 
   async query<T extends Row = Row>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
-    const r = await this.pool.query<T>(sql, params as unknown[]);
+    const r = await this.pool.query<T>(statement(sql, params));
     return r.rows;
   }
 
@@ -183,7 +230,7 @@ export class MetaStore implements Queryable {
       try {
         await client.query(opts.isolation ? `BEGIN ISOLATION LEVEL ${opts.isolation.toUpperCase()}` : 'BEGIN');
         const tx: Queryable = {
-          query: async <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => (await client.query<R>(sql, params as unknown[])).rows,
+          query: async <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => (await client.query<R>(statement(sql, params))).rows,
         };
         const result = await fn(tx);
         await client.query('COMMIT');
@@ -217,7 +264,7 @@ export class MetaStore implements Queryable {
    * is unreachable or, in mode 'try', when a lock is taken (`busy`).
    */
   async withPathLocks<T>(paths: readonly string[], opts: PathLockOptions, fn: (db: LockedDb) => Promise<T>): Promise<T> {
-    const uniq = [...new Set(paths)];
+    const { locks, exclusive } = lockSet(paths);
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
@@ -235,10 +282,15 @@ export class MetaStore implements Queryable {
     };
     try {
       if (opts.mode === 'wait') {
-        await client.query('SELECT geogridfs_lock_paths($1::text[])', [uniq]);
+        await client.query(statement(LOCK_SQL, [locks, exclusive]));
       } else {
-        const r = await client.query<{ ok: boolean }>('SELECT geogridfs_try_lock_paths($1::text[]) AS ok', [uniq]);
-        if (!r.rows[0]?.ok) {
+        const r = await client.query<{ got: boolean[]; k: string[]; e: boolean[] }>(statement(TRY_LOCK_SQL, [locks, exclusive]));
+        const row = r.rows[0]!;
+        if (!row.got.every(Boolean)) {
+          // all or nothing: give back the ones this try got
+          const keys = row.k.filter((_, i) => row.got[i]);
+          const modes = row.e.filter((_, i) => row.got[i]);
+          if (keys.length) await client.query(statement(UNLOCK_KEYS_SQL, [keys, modes]));
           done();
           throw new PathLockUnavailable(true);
         }
@@ -252,7 +304,7 @@ export class MetaStore implements Queryable {
     }
     const unlock = async () => {
       try {
-        if (!broken) await client.query('SELECT geogridfs_unlock_paths($1::text[])', [uniq]);
+        if (!broken) await client.query(statement(UNLOCK_SQL, [locks, exclusive]));
       } catch {
         broken = true; // the server drops a broken session's locks
       } finally {
@@ -260,7 +312,7 @@ export class MetaStore implements Queryable {
       }
     };
     const db: LockedDb = {
-      query: async <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => (await client.query<R>(sql, params as unknown[])).rows,
+      query: async <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => (await client.query<R>(statement(sql, params))).rows,
       txn: (f, o) => this.txnOn(client, f, o),
     };
     let result: T;
@@ -279,7 +331,7 @@ export class MetaStore implements Queryable {
   private async txnOn<T>(client: pg.PoolClient, fn: (tx: Queryable) => Promise<T>, opts: TxnOptions = {}): Promise<T> {
     const attempts = opts.attempts ?? 8;
     const tx: Queryable = {
-      query: async <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => (await client.query<R>(sql, params as unknown[])).rows,
+      query: async <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => (await client.query<R>(statement(sql, params))).rows,
     };
     for (let attempt = 1; ; attempt++) {
       await client.query(opts.isolation ? `BEGIN ISOLATION LEVEL ${opts.isolation.toUpperCase()}` : 'BEGIN');
