@@ -141,6 +141,14 @@ export function inoOfPath(vpath: string): number {
   return (0x80000000 | (h >>> 0)) >>> 0;
 }
 
+/** Bytes a writer may have in flight to its node (write-behind). */
+const WRITE_BEHIND_BYTES = 4 * 2 ** 20;
+
+function isFull(err: unknown): boolean {
+  const c = codeOf(err);
+  return c === 'ENOSPC' || c === 'EDQUOT';
+}
+
 /** EIO for a replica whose bytes are not the version metadata names (their size differs). */
 function wrongSize(node: string, nodePath: string, got: number, want: number): FsError {
   return Object.assign(new FsError('EIO', `${node}:${nodePath} has ${got} bytes, metadata says ${want}`), { wrongSize: true });
@@ -1009,6 +1017,10 @@ export class GridFs {
       gid: base.gid,
       mtimeMs: base.mtimeMs ?? now,
       atimeMs: base.atimeMs ?? now,
+      tail: Promise.resolve(),
+      pendingBytes: 0,
+      writeError: null,
+      redo: [],
     };
   }
 
@@ -1243,10 +1255,16 @@ export class GridFs {
       const n = await this.io.readInto(node, fh, buf, position);
       return n === buf.length ? buf : buf.subarray(0, n);
     };
-    if (h.kind === 'write') return readAt(h.node, h.fh);
+    if (h.kind === 'write') {
+      await this.drain(h); // reads see this mount's writes, as on a local disk
+      return readAt(h.node, h.fh);
+    }
     if (h.writer) {
       const w = h.writer;
-      if (!w.closed) return readAt(w.node, w.fh);
+      if (!w.closed) {
+        await this.drain(w);
+        return readAt(w.node, w.fh);
+      }
       // the writer closed (its bytes are published): read the file as anyone would
       h.writer = undefined;
       const r = await this.resolve(h.path);
@@ -1273,11 +1291,28 @@ export class GridFs {
     }
   }
 
-  async write(fd: number, data: Buffer, position: number): Promise<number> {
+  /**
+   * Write-behind: a write is answered once its bytes are queued for the
+   * node (in order, at most WRITE_BEHIND_BYTES in flight per writer), so
+   * the kernel's next request overlaps this one's storage call. A failure
+   * is reported by the next call on the writer (write, fsync, close), as a
+   * local disk reports a failed write-back; a file whose write failed is
+   * never registered. A full node moves the writer to the next one with
+   * every write from the first failure on (mergerfs' moveonenospc).
+   * `release(data)` is called once no storage call uses `data` any more
+   * (never for a write whose call may still run: a time-out).
+   */
+  async write(fd: number, data: Buffer, position: number, release?: (data: Buffer) => void): Promise<number> {
     const h = this.handles.get(fd);
     if (!h) throw new FsError('EBADF');
     if (h.kind !== 'write') throw new FsError('EBADF', 'not open for writing');
-    await this.writable(h);
+    try {
+      if (h.writeError) await this.drain(h);
+      await this.writable(h);
+    } catch (err) {
+      release?.(data);
+      throw err;
+    }
     if (this.appendFds.has(fd)) position = h.size;
     if (h.hash && position === h.seqOffset) {
       h.hash.update(data);
@@ -1285,19 +1320,64 @@ export class GridFs {
     } else {
       h.hash = null;
     }
-    let n: number;
-    try {
-      n = await this.io.write(h.node, h.fh, data, position);
-    } catch (err) {
-      if (codeOf(err) !== 'ENOSPC' && codeOf(err) !== 'EDQUOT') throw err;
-      await this.moveWriter(h, err);
-      n = await this.io.write(h.node, h.fh, data, position);
-    }
-    h.size = Math.max(h.size, position + n);
+    h.size = Math.max(h.size, position + data.length);
     h.dirty = true;
     h.wrote = true;
     h.mtimeMs = Date.now();
-    return n;
+    this.queueWrite(h, data, position, release);
+    while (h.pendingBytes > WRITE_BEHIND_BYTES) await h.tail;
+    return data.length;
+  }
+
+  /** Hand one write to the node after the writer's earlier ones (see write). */
+  private queueWrite(h: WriteHandle, data: Buffer, position: number, release?: (data: Buffer) => void): void {
+    h.pendingBytes += data.length;
+    h.tail = h.tail.then(async () => {
+      try {
+        if (h.writeError) {
+          // after a failure nothing more goes to that node: the order of writes stays intact for a redo
+          if (isFull(h.writeError)) h.redo.push({ data, position });
+          return;
+        }
+        let done = 0;
+        while (done < data.length) {
+          const n = await this.io.write(h.node, h.fh, done ? data.subarray(done) : data, position + done);
+          if (n <= 0) throw Object.assign(new Error(`short write on ${h.node.name}`), { code: 'EIO' });
+          done += n;
+        }
+        release?.(data);
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        h.writeError ??= e;
+        if (isFull(e) && isFull(h.writeError)) h.redo.push({ data, position }); // kept (not released) for the redo
+      } finally {
+        h.pendingBytes -= data.length;
+      }
+    });
+  }
+
+  /**
+   * Wait for a writer's writes in flight. A full node: the writer moves to
+   * the next node and the writes it could not take are applied there. Any
+   * other failure is thrown (and stays: the writer never registers).
+   */
+  private async drain(h: WriteHandle): Promise<void> {
+    await h.tail;
+    const err = h.writeError;
+    if (!err) return;
+    if (!isFull(err) || h.closed) throw err;
+    await this.moveWriter(h, err);
+    const redo = h.redo;
+    h.redo = [];
+    h.writeError = null;
+    for (const r of redo) {
+      let done = 0;
+      while (done < r.data.length) {
+        const n = await this.io.write(h.node, h.fh, done ? r.data.subarray(done) : r.data, r.position + done);
+        if (n <= 0) throw Object.assign(new Error(`short write on ${h.node.name}`), { code: 'EIO' });
+        done += n;
+      }
+    }
   }
 
   /** Copy a writer's first `size` bytes from its current file to `fh` on `node`; returns the sha256 and the bytes copied. */
@@ -1439,6 +1519,8 @@ export class GridFs {
    * bytes stay in place until the new version is registered.
    */
   private async commit(h: WriteHandle): Promise<void> {
+    // every write in flight is on the node (or its failure is thrown: nothing half-written is registered)
+    await this.drain(h);
     if (h.unlinked || !h.tmp) {
       h.dirty = false;
       return;
@@ -1525,6 +1607,7 @@ export class GridFs {
     if (!h) throw new FsError('EBADF');
     const w = h.kind === 'write' ? h : h.writer;
     if (w && !w.closed) {
+      await this.drain(w);
       await this.io.fsync(w.node, w.fh);
       if (w.dirty) {
         await this.commit(w);
@@ -1565,6 +1648,7 @@ export class GridFs {
     try {
       if (w.dirty) await this.commit(w);
     } finally {
+      await w.tail; // no write in flight on the descriptor being closed
       w.closed = true;
       await this.io.close(w.node, w.fh);
       if (w.tmp) {
@@ -1591,6 +1675,7 @@ export class GridFs {
 
   /** Truncate (or extend) a writer's bytes. */
   private async truncateWriter(w: WriteHandle, size: number): Promise<void> {
+    await this.drain(w);
     await this.writable(w, size);
     await this.io.ftruncate(w.node, w.fh, size);
     if (size === 0) {

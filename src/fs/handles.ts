@@ -57,6 +57,14 @@ export interface WriteHandle {
   atimeMs: number;
   /** the file's id once metadata knows it (stable inode number) */
   fileId?: number;
+  /** writes handed to the node and not finished yet, in order (write-behind; see GridFs.write) */
+  tail: Promise<void>;
+  /** bytes of those writes */
+  pendingBytes: number;
+  /** the first failure of a write in flight: every later call on the writer reports it */
+  writeError: NodeJS.ErrnoException | null;
+  /** writes not done because the node was full (from the first such failure on): re-applied on the next node */
+  redo: { data: Buffer; position: number }[];
 }
 
 export type Handle = ReadHandle | WriteHandle;

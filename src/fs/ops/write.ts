@@ -9,8 +9,7 @@ export const write = defineOp({
     // copy into the mount's own buffer: FUSE's is freed once we answer, and a timed-out write may still run (see buffers.ts)
     const own = ioBuffers.take(len);
     buf.copy(own, 0, 0, len);
-    const n = await fs.write(fd, own, pos);
-    ioBuffers.give(own); // only after success: on an error a storage call may still hold it
-    return n;
+    // the write goes to the node after this answer (write-behind): the pool gets `own` back once no storage call uses it
+    return fs.write(fd, own, pos, (b) => ioBuffers.give(b));
   },
 });
