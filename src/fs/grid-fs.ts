@@ -28,7 +28,7 @@ import type { MetaAccess } from './meta-access.js';
 /** Where a change's metadata statements go: the store, or the connection holding its path locks. */
 type MetaDb = Pick<MetaAccess, 'query' | 'txn'> | LockedDb;
 import { isConnectionError } from '../meta/store.js';
-import { commitFileVersion, listFolder, lookup, recordReplica, replicasOf, META_CHANNEL, type ReplicaRow, type FileRow, type FolderRow, type MetaChange, nowUs, announce } from '../meta/files.js';
+import { commitFileVersion, listFolder, lookup, lookupWithReplicas, recordReplica, replicasOf, META_CHANNEL, type ReplicaRow, type FileRow, type FolderRow, type MetaChange, nowUs, announce } from '../meta/files.js';
 import {
   commitVersionFast, folderHasChildren, knownReplicaPaths, makeFolder, makeFolderFast, makeSymlink, removeFolder, removeFolderFast, renamePath, renamePathFast,
   setAttributes, setAttributesFast, unlinkFile, unlinkFileFast,
@@ -791,10 +791,17 @@ export class GridFs {
     const hit = this.cache.get(vpath);
     if (hit !== undefined) return hit;
     const since = this.cache.generation;
+    const replicaGen = this.replicaGen;
     try {
-      const e = await lookup(this.store, vpath);
+      // a file's replicas come along: an open right after this lookup needs no query of its own
+      const found = await lookupWithReplicas(this.store, vpath);
+      const e = found?.entry ?? null;
       const known: Known = e === null ? null : e.type === 'folder' ? { type: 'folder', folder: e.folder } : { type: 'file', file: e.file };
       this.cache.set(vpath, known, since);
+      if (e?.type === 'file' && found!.replicas && replicaGen === this.replicaGen) {
+        if (this.replicaCache.size > 50_000) this.clearReplicas();
+        this.replicaCache.set(e.file.id, { version: e.file.version, path: e.file.path, at: Date.now(), rows: found!.replicas });
+      }
       return known;
     } catch (err) {
       if (!isConnectionError(err)) throw err;

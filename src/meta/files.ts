@@ -110,6 +110,29 @@ export async function lookup(db: Queryable, vpath: string): Promise<Entry | null
   return r.t === 'folder' ? { type: 'folder', folder: r.j as FolderRow } : { type: 'file', file: r.j as FileRow };
 }
 
+/**
+ * lookup(), and for a file its replica rows too (as replicasOf gives them),
+ * in the same round trip: the mount opens what it has just looked up.
+ */
+export async function lookupWithReplicas(db: Queryable, vpath: string): Promise<{ entry: Entry; replicas: ReplicaRow[] | null } | null> {
+  const rows = await db.query<{ t: string; j: FolderRow | FileRow; r: (Omit<ReplicaRow, 'verifiedAt'> & { verifiedAt: string | null })[] | null } & Record<string, unknown>>(
+    `SELECT 'folder' AS t, row_to_json(x) AS j, NULL::json AS r FROM (SELECT ${FOLDER_COLUMNS} FROM folders WHERE path = $1) x
+     UNION ALL
+     SELECT 'file', row_to_json(y),
+            (SELECT coalesce(json_agg(json_build_object('fileId', r.file_id, 'nodeId', r.node_id, 'nodeName', n.name, 'nodeState', n.state,
+                                                        'version', r.version, 'path', r.path, 'verifiedAt', r.verified_at)
+                                      ORDER BY (r.version = y.version) DESC, n.name), '[]'::json)
+               FROM replicas r JOIN nodes n ON n.id = r.node_id WHERE r.file_id = y.id)
+       FROM (SELECT ${FILE_COLUMNS} FROM files WHERE path = $1 AND deleted_at IS NULL) y`,
+    [vpath],
+  );
+  const r = rows[0];
+  if (!r) return null;
+  if (r.t === 'folder') return { entry: { type: 'folder', folder: r.j as FolderRow }, replicas: null };
+  const replicas = (r.r ?? []).map((x) => ({ ...x, verifiedAt: x.verifiedAt ? new Date(x.verifiedAt) : null }));
+  return { entry: { type: 'file', file: r.j as FileRow }, replicas };
+}
+
 /** Children of a folder: sub-folders and live files. */
 export async function listFolder(db: Queryable, folderId: number): Promise<{ folders: FolderRow[]; files: FileRow[] }> {
   const [folders, files] = await Promise.all([
