@@ -69,7 +69,7 @@ const config: ConfigInput = {
     scrubBytesPerSec: 50 * 2 ** 20, // scrub read rate
     claimTtlSec: 600, // a crashed run's claim on a copy expires after this
     copyBytesPerSec: 0, // read rate limit of one copy (0 = unlimited)
-    trimSurplus: true, // remove surplus copies of over-replicated files (never below the target); false: only `replicate --trim`
+    trimSurplus: false, // true: every run removes surplus copies of over-replicated files (never below the target); false: reported, removed only by `replicate --trim`
   },
 
   api: {

@@ -57,10 +57,10 @@ const replicateCmd = defineCommand<GlobalArgs & { trim?: boolean; 'budget-sec'?:
   describe: 'one run: apply pending deletes/renames, copy the files this node should hold, release drained/stale copies (cron every minute)',
   builder: (y) =>
     y
-      .option('trim', { type: 'boolean', describe: 'remove this node\'s surplus copies of over-replicated files (default: replicator.trimSurplus; --no-trim keeps them)' })
+      .option('trim', { type: 'boolean', describe: 'remove this node\'s surplus copies of over-replicated files (default: replicator.trimSurplus, false; --no-trim keeps them)' })
       .option('budget-sec', { type: 'number', describe: 'stop taking new work after this many seconds (default config replicator.budgetSec)' })
       .example('* * * * * geogridfs replicator replicate -q', 'crontab line: quiet unless something fails')
-      .example('$0 replicator replicate --no-trim', 'keep surplus copies this run (replicator.trimSurplus: false keeps them always)'),
+      .example('$0 replicator replicate --trim', 'also remove surplus copies of over-replicated files (never below the target)'),
   handler: async (args, io) =>
     withReplicator(args, io, async (ctx) => {
       const s = await replicate(ctx, { ...(args.trim !== undefined ? { trim: args.trim } : {}), ...(args['budget-sec'] ? { budgetSec: args['budget-sec'] } : {}) });

@@ -77,10 +77,10 @@ export const configSchema = z
         scrubBytesPerSec: z.number().int().min(1).default(50 * 2 ** 20).describe('scrub read rate limit'),
         claimTtlSec: z.number().int().min(10).default(600).describe('a claim on a copy expires after this long (crashed replicator)'),
         copyBytesPerSec: z.number().int().min(0).default(0).describe('read rate limit of one copy in bytes/s (0 = unlimited), to spare a busy NFS network'),
-        trimSurplus: z.boolean().default(true).describe('replicate removes surplus copies of over-replicated files (lowest rendezvous weight first, never below the target); false: only with --trim'),
+        trimSurplus: z.boolean().default(false).describe('every replicate run removes surplus copies of over-replicated files (lowest rendezvous weight first, never below the target); false (default): they are reported, and removed only by `replicate --trim`'),
       })
       .strict()
-      .default({ concurrency: 4, budgetSec: 50, budgetBytes: 50 * 2 ** 30, minFreeBytes: 2 ** 30, scrubBytesPerSec: 50 * 2 ** 20, claimTtlSec: 600, copyBytesPerSec: 0, trimSurplus: true }),
+      .default({ concurrency: 4, budgetSec: 50, budgetBytes: 50 * 2 ** 30, minFreeBytes: 2 ** 30, scrubBytesPerSec: 50 * 2 ** 20, claimTtlSec: 600, copyBytesPerSec: 0, trimSurplus: false }),
     api: z
       .object({
         host: z.string().default('127.0.0.1').describe('listen address'),

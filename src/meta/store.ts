@@ -77,6 +77,13 @@ export interface PathLockOptions {
    * they are released). Default false: released before the call resolves.
    */
   releaseLater?: boolean;
+  /**
+   * Take every lock shared, also those of the paths themselves. For the
+   * replicators: each changes only its own node's folder (one replicator
+   * per node), so they need not exclude each other, only the mounts and
+   * walks (which lock their paths exclusively). Default false.
+   */
+  shared?: boolean;
 }
 
 /** The locks of withPathLocks could not be taken: the database is unreachable (`cause`), or (mode 'try') one was taken. */
@@ -264,7 +271,9 @@ export class MetaStore implements Queryable {
    * is unreachable or, in mode 'try', when a lock is taken (`busy`).
    */
   async withPathLocks<T>(paths: readonly string[], opts: PathLockOptions, fn: (db: LockedDb) => Promise<T>): Promise<T> {
-    const { locks, exclusive } = lockSet(paths);
+    const set = lockSet(paths);
+    const locks = set.locks;
+    const exclusive = opts.shared ? set.exclusive.map(() => false) : set.exclusive;
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();

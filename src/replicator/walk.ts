@@ -130,11 +130,11 @@ export async function walk(ctx: ReplicatorContext, opts: WalkOptions = {}): Prom
       const t0 = Date.now();
       // under the paths' locks (a mount changing one of them right now goes first), and only for files still
       // as they were hashed, with metadata as it is now: never racing a mount's rename, create or delete
-      const whole = await tryLocked(ctx, batch.map((h) => h.vpath), (db) => writeFresh(db, batch));
+      const whole = await tryLocked(ctx, batch.map((h) => h.vpath), (db) => writeFresh(db, batch), { exclusive: true });
       if (!whole) {
         // some path is in use: one by one, leaving out (for the next walk or watch event) those still in use
         for (const h of batch) {
-          if (!(await tryLocked(ctx, [h.vpath], (db) => writeFresh(db, [h])))) stats.skipped++;
+          if (!(await tryLocked(ctx, [h.vpath], (db) => writeFresh(db, [h]), { exclusive: true }))) stats.skipped++;
         }
       }
       log.debug({ files: batch.length, ms: Date.now() - t0 }, 'walk: batch written');
@@ -347,7 +347,7 @@ export async function walk(ctx: ReplicatorContext, opts: WalkOptions = {}): Prom
         if (!st || !st.isDirectory()) return false;
         await db.txn((tx) => ensureFolder(tx, vdir, { mode: Number(st.mode) & 0o7777, uid: Number(st.uid), gid: Number(st.gid), mtimeUs: statUs(st.mtimeNs) }));
         return true;
-      });
+      }, { exclusive: true });
       if (!made?.value) {
         stats.skipped++;
         return false;

@@ -12,9 +12,9 @@ import { PathLockUnavailable, type MetaStore } from '../../src/meta/store.js';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** True when a 'try' of `paths` gets its locks now (released again at once). */
-async function free(store: MetaStore, paths: string[]): Promise<boolean> {
+async function free(store: MetaStore, paths: string[], shared = false): Promise<boolean> {
   try {
-    await store.withPathLocks(paths, { mode: 'try' }, async () => undefined);
+    await store.withPathLocks(paths, { mode: 'try', shared }, async () => undefined);
     return true;
   } catch (err) {
     if (err instanceof PathLockUnavailable && err.busy) return false;
@@ -23,12 +23,12 @@ async function free(store: MetaStore, paths: string[]): Promise<boolean> {
 }
 
 /** Hold the locks of `paths` until the returned release() is called. */
-async function hold(store: MetaStore, paths: string[]): Promise<() => Promise<void>> {
+async function hold(store: MetaStore, paths: string[], shared = false): Promise<() => Promise<void>> {
   let release!: () => void;
   const until = new Promise<void>((r) => (release = r));
   let entered!: () => void;
   const inside = new Promise<void>((r) => (entered = r));
-  const done = store.withPathLocks(paths, { mode: 'wait' }, async () => {
+  const done = store.withPathLocks(paths, { mode: 'wait', shared }, async () => {
     entered();
     await until;
   });
@@ -52,6 +52,19 @@ t.test('exclusive path, shared ancestors', async (t) => {
   await release();
   t.ok(await free(store, ['/a/b/c']), 'released after the function');
   t.ok(await free(store, ['/a']), 'ancestors released too');
+});
+
+t.test('shared (replicators): compatible with each other, not with an exclusive holder (mounts, walks)', async (t) => {
+  const { store } = await testStore(t);
+  const release = await hold(store, ['/a/b/c'], true);
+  t.ok(await free(store, ['/a/b/c'], true), 'a second replicator may place its own copy of the same path');
+  t.notOk(await free(store, ['/a/b/c']), 'a mount cannot change the path meanwhile');
+  t.notOk(await free(store, ['/a/b']), 'nor rename a folder above it');
+  await release();
+  const mount = await hold(store, ['/a/b']);
+  t.notOk(await free(store, ['/a/b/c'], true), 'a replicator cannot place into a folder a mount is renaming');
+  await mount();
+  t.ok(await free(store, ['/a/b/c'], true), 'free again after the mount');
 });
 
 t.test('wait blocks until the holder is done; the function sees the holder\'s commit', async (t) => {

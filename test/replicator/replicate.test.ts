@@ -53,12 +53,12 @@ t.test('replicate: every file reaches its target across 4 nodes, concurrently, w
   const heartbeats = await g.store.query<{ n: number }>('SELECT count(*)::int AS n FROM nodes WHERE heartbeat_at IS NOT NULL AND capacity_bytes > 0');
   t.equal(heartbeats[0]!.n, 4, 'every node wrote its heartbeat');
 
-  // raise the default target: more copies; lower it: reported, and trimmed (not when told to keep them)
-  const reconfigure = async (target: number, trimSurplus = true) => {
+  // raise the default target: more copies; lower it: reported, and trimmed only when asked (--trim, or replicator.trimSurplus)
+  const reconfigure = async (target: number, trimSurplus?: boolean) => {
     for (const n of Object.keys(g.roots)) {
       await writeConfig(path.dirname(g.configs[n]!), {
         database: { url: g.url }, dataDir: path.join(g.dir, 'data'), nodes: g.roots, host: { node: n },
-        classes: [classes[0], { ...classes[1], replicaTarget: target }], replicator: { minFreeBytes: 0, concurrency: 3, trimSurplus }, log: { level: 'warn', format: 'json' },
+        classes: [classes[0], { ...classes[1], replicaTarget: target }], replicator: { minFreeBytes: 0, concurrency: 3, ...(trimSurplus === undefined ? {} : { trimSurplus }) }, log: { level: 'warn', format: 'json' },
       });
     }
     t.equal((await g.run('n1', ['classes', 'apply'])).code, 0);
@@ -67,20 +67,20 @@ t.test('replicate: every file reaches its target across 4 nodes, concurrently, w
   await settle(g, ['n1', 'n2', 'n3', 'n4']);
   for (const s of await replicaState(g.store)) t.equal(s.nodes.length, 3, `raised: ${s.path}`);
 
-  await reconfigure(1, false);
+  await reconfigure(1);
   await settle(g, ['n1', 'n2', 'n3', 'n4']);
   const lowered = await replicaState(g.store);
-  t.ok(lowered.filter((s) => s.target === 1).every((s) => s.nodes.length === 3), 'lowered target with trimSurplus false: extra copies kept until asked');
+  t.ok(lowered.filter((s) => s.target === 1).every((s) => s.nodes.length === 3), 'lowered target, by default: extra copies kept until asked');
   const reported = (await g.store.query<{ n: number }>('SELECT count(*)::int AS n FROM over_replicated'))[0]!.n;
   t.equal(reported, lowered.filter((s) => s.target === 1).length, 'over-replication reported');
   await settle(g, ['n1', 'n2', 'n3', 'n4'], ['--trim']);
   for (const s of await replicaState(g.store)) t.equal(s.nodes.length, s.target, `trimmed: ${s.path}`);
-  // back to 3 copies, then lowered with the default: trimmed without asking
+  // back to 3 copies, then lowered with replicator.trimSurplus: true: trimmed by every run
   await reconfigure(3);
   await settle(g, ['n1', 'n2', 'n3', 'n4']);
-  await reconfigure(1);
+  await reconfigure(1, true);
   await settle(g, ['n1', 'n2', 'n3', 'n4']);
-  for (const s of await replicaState(g.store)) t.equal(s.nodes.length, s.target, `trimmed by default: ${s.path}`);
+  for (const s of await replicaState(g.store)) t.equal(s.nodes.length, s.target, `trimmed with trimSurplus: true: ${s.path}`);
   t.equal((await g.store.query('SELECT 1 FROM over_replicated')).length, 0);
   await assertDisksMatchMetadata(t, g);
 
