@@ -49,7 +49,7 @@ const config: ConfigInput = {
     readPolicy: 'spread', // which replica serves a read: spread (by path hash), ff, rand
     attrTimeoutSec: 1, // kernel attribute cache lifetime
     opTimeoutSec: 30, // per-operation time-out before the kernel gets ETIMEDOUT
-    cacheEntries: 100_000, // in-memory metadata cache bound
+    cacheEntries: 50_000, // in-memory metadata cache bound (entries; about 0.9 KB each: 50k = 45 MB)
     negativeCacheSec: 5, // lifetime of a cached "no such file" (NOTIFY also clears it)
     allowOther: false, // FUSE allow_other (other users may use the mount)
   },

@@ -28,8 +28,6 @@ const FEATURE_COMMAND: Record<keyof Features, string> = {
   backup: 'backup replicate',
 };
 
-/** storage.threadPoolSize (the default; the mount re-executes itself unless UV_THREADPOOL_SIZE matches) */
-const THREAD_POOL_SIZE = 64;
 
 /** A child process of `pid` that is itself a `geogridfs mount` (a re-executed mount), or null. */
 async function childOf(pid: number): Promise<number | null> {
@@ -182,8 +180,7 @@ export class GeoGridFS {
 
   /**
    * pid of the process serving the mount (for RSS), or null. The mount
-   * re-executes itself when UV_THREADPOOL_SIZE is not as configured; we set
-   * it, but follow a child if there is one anyway.
+   * re-executes itself (thread pool size, V8 flags): the deepest child.
    */
   async mountPid(): Promise<number | null> {
     let pid = this.mountDaemon?.child.pid ?? null;
@@ -199,8 +196,9 @@ export class GeoGridFS {
   async mount(config = 'main', extraArgs: string[] = []): Promise<void> {
     if (this.mountDaemon) throw new Error('already mounted');
     const logFile = path.join(this.root, `mount-${++this.mounts}.log`);
+    // started as a user starts it: the mount re-executes itself with its thread pool and V8 flags (mountPid follows it)
     const d = startDaemon(process.execPath, this.argv('mount', ['mount', '-f', this.mountPoint, '--config', this.configPath(config), ...extraArgs]), {
-      env: childEnv({ UV_THREADPOOL_SIZE: String(THREAD_POOL_SIZE) }),
+      env: childEnv(),
       logFile,
     });
     this.mountDaemon = d;
@@ -232,6 +230,26 @@ export class GeoGridFS {
     this.unmountNow = null;
     if (f) await f();
     else await this.stopMount();
+  }
+
+  /** The mount's status line (kill -USR2: memory split, cache sizes), or null when it gives none within 3 s. */
+  async mountStatus(): Promise<Record<string, any> | null> {
+    const pid = await this.mountPid();
+    if (pid === null || !this.mountDaemon) return null;
+    const seen = (this.mountDaemon.output().match(/"msg":"status"/g) ?? []).length;
+    process.kill(pid, 'SIGUSR2');
+    for (let i = 0; i < 30; i++) {
+      await sleep(100);
+      const lines = this.mountDaemon.output().split('\n').filter((l) => l.includes('"msg":"status"'));
+      if (lines.length > seen) {
+        try {
+          return JSON.parse(lines.at(-1)!) as Record<string, any>;
+        } catch {
+          return null;
+        }
+      }
+    }
+    return null;
   }
 
   /** The mount's recent output (for error messages). */

@@ -154,7 +154,11 @@ export async function scaleWorkloads(ctx: BenchContext): Promise<WorkloadResult[
       const m = await rssMB(await ctx.ggfs.mountPid());
       if (!m) throw new Error('cannot read the mount process\'s memory');
       rss = measure([m.rss]);
-      rssNote = `after \`find\` over ${fmt(scaleLarge)}+ entries (${(findMs / 1000).toFixed(1)} s); peak RSS (VmHWM) ${m.hwm.toFixed(0)} MB`;
+      const st = await ctx.ggfs.mountStatus();
+      const split = st?.memoryMB
+        ? `; of it V8 heap ${st.memoryMB.heapTotal} MB (${st.memoryMB.heapUsed} MB used; the metadata cache holds ${st.cache?.size} entries), the rest native (libfuse's node table of every entry the kernel keeps cached, buffers, code)`
+        : '';
+      rssNote = `after \`find\` over ${fmt(scaleLarge)}+ entries (${(findMs / 1000).toFixed(1)} s); peak RSS (VmHWM) ${m.hwm.toFixed(0)} MB${split}`;
     } catch (err) {
       const reason = failReason(err);
       for (const m of [lookupSmall, lookupLarge, listSmall, listLarge, rss]) if ('na' in m && m.na === 'not run') m.na = reason;

@@ -53,12 +53,12 @@ export const configSchema = z
         readPolicy: z.enum(readPolicies).default('spread').describe('which replica serves reads: spread (hash of path over healthy replicas), ff, rand'),
         attrTimeoutSec: z.number().min(0).max(3600).default(1).describe('kernel attribute/entry cache lifetime (seconds)'),
         opTimeoutSec: z.number().int().min(1).max(600).default(30).describe('fuse-native per-operation time-out before the kernel gets ETIMEDOUT'),
-        cacheEntries: z.number().int().min(100).default(100_000).describe('bound of the in-memory metadata cache (entries)'),
+        cacheEntries: z.number().int().min(100).default(50_000).describe('bound of the in-memory metadata cache (entries; about 0.9 KB of memory each)'),
         negativeCacheSec: z.number().min(0).default(5).describe('lifetime of a cached "does not exist" answer (also invalidated by NOTIFY)'),
         allowOther: z.boolean().default(false).describe('let other users use the mount (FUSE allow_other; needs user_allow_other in /etc/fuse.conf for non-root)'),
       })
       .strict()
-      .default({ placement: 'mfs', readPolicy: 'spread', attrTimeoutSec: 1, opTimeoutSec: 30, cacheEntries: 100_000, negativeCacheSec: 5, allowOther: false }),
+      .default({ placement: 'mfs', readPolicy: 'spread', attrTimeoutSec: 1, opTimeoutSec: 30, cacheEntries: 50_000, negativeCacheSec: 5, allowOther: false }),
     storage: z
       .object({
         timeoutMs: z.number().int().min(50).default(10_000).describe('time-out of one storage call on a node folder'),

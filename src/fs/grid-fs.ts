@@ -1983,6 +1983,9 @@ export class GridFs {
 
   /** For tests and status: where things stand. */
   status(): Record<string, unknown> {
-    return { degraded: this.degraded, journal: this.journal.pending, handles: this.handles.size, cache: this.cache.stats(), health: this.io.health.snapshot(), nowUs: nowUs() };
+    return {
+      degraded: this.degraded, journal: this.journal.pending, handles: this.handles.size, cache: this.cache.stats(), replicaCache: this.replicaCache.size,
+      health: this.io.health.snapshot(), nowUs: nowUs(),
+    };
   }
 }
