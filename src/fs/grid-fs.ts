@@ -1028,7 +1028,30 @@ export class GridFs {
       pendingBytes: 0,
       writeError: null,
       redo: [],
+      exclusiveTail: Promise.resolve(),
+      exclusiveHeld: 0,
     };
+  }
+
+  /**
+   * Run `fn` as the writer's only commit or truncate (after those before
+   * it); writes wait meanwhile (see write). A FLUSH can come while the
+   * application still writes: every close(2) of a descriptor sends one,
+   * also the close-on-exec in a child the application forks mid-write.
+   */
+  private async exclusive<T>(h: WriteHandle, fn: () => Promise<T>): Promise<T> {
+    const before = h.exclusiveTail;
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    h.exclusiveTail = before.then(() => mine);
+    h.exclusiveHeld++;
+    try {
+      await before;
+      return await fn();
+    } finally {
+      h.exclusiveHeld--;
+      release();
+    }
   }
 
   /** uid/gid: the caller's (rebuilt binding), else this process's. */
@@ -1314,8 +1337,13 @@ export class GridFs {
     if (!h) throw new FsError('EBADF');
     if (h.kind !== 'write') throw new FsError('EBADF', 'not open for writing');
     try {
-      if (h.writeError) await this.drain(h);
-      await this.writable(h);
+      // not while a commit or truncate of this writer runs (or waits); from the check to queueWrite below nothing awaits
+      for (;;) {
+        while (h.exclusiveHeld > 0) await h.exclusiveTail;
+        if (h.writeError) await this.drain(h);
+        await this.writable(h);
+        if (h.exclusiveHeld === 0) break;
+      }
     } catch (err) {
       release?.(data);
       throw err;
@@ -1525,7 +1553,13 @@ export class GridFs {
    * between is finished by the next start from the intent; the previous
    * bytes stay in place until the new version is registered.
    */
-  private async commit(h: WriteHandle): Promise<void> {
+  private commit(h: WriteHandle): Promise<void> {
+    return this.exclusive(h, () => this.commitNow(h));
+  }
+
+  private async commitNow(h: WriteHandle): Promise<void> {
+    // a commit queued behind another that already registered everything
+    if (!h.dirty) return;
     // every write in flight is on the node (or its failure is thrown: nothing half-written is registered)
     await this.drain(h);
     if (h.unlinked || !h.tmp) {
@@ -1681,7 +1715,11 @@ export class GridFs {
   }
 
   /** Truncate (or extend) a writer's bytes. */
-  private async truncateWriter(w: WriteHandle, size: number): Promise<void> {
+  private truncateWriter(w: WriteHandle, size: number): Promise<void> {
+    return this.exclusive(w, () => this.truncateNow(w, size));
+  }
+
+  private async truncateNow(w: WriteHandle, size: number): Promise<void> {
     await this.drain(w);
     await this.writable(w, size);
     await this.io.ftruncate(w.node, w.fh, size);

@@ -65,6 +65,14 @@ export interface WriteHandle {
   writeError: NodeJS.ErrnoException | null;
   /** writes not done because the node was full (from the first such failure on): re-applied on the next node */
   redo: { data: Buffer; position: number }[];
+  /**
+   * Commits and truncates of this writer, one at a time (GridFs.exclusive);
+   * `exclusiveHeld` counts those running or waiting. Writes wait for them:
+   * a write landing in the temp while a commit publishes it would change
+   * the published bytes after their size and checksum were registered.
+   */
+  exclusiveTail: Promise<void>;
+  exclusiveHeld: number;
 }
 
 export type Handle = ReadHandle | WriteHandle;
