@@ -772,11 +772,47 @@ export class GridFs {
    * metadata record. Without the database the change runs unlocked (the
    * replicators cannot act either) and its metadata goes to the journal.
    */
-  private async locked<T>(paths: Iterable<string>, fn: (db: MetaDb) => Promise<T>): Promise<T> {
+  private locked<T>(paths: Iterable<string>, fn: (db: MetaDb) => Promise<T>): Promise<T> {
+    const list = [...paths];
+    return this.locallyLocked(list, () => this.gridLocked(list, fn));
+  }
+
+  /** Paths this mount is changing right now (see locallyLocked). */
+  private readonly pathsInUse = new Map<string, Promise<void>>();
+
+  /**
+   * Run `fn` while no other change of this mount holds one of `paths`. The
+   * grid-wide locks cannot be had without the database: a change that began
+   * while it was away (journal line written, temp not yet renamed into
+   * place) must still be finished before the recovery reconciles that path
+   * with the nodes, or the recovery registers the bytes from before it and
+   * the replicators replace the new ones. Taken in sorted order (no deadlock
+   * between changes of several paths), before the grid-wide locks.
+   */
+  private async locallyLocked<T>(paths: readonly string[], fn: () => Promise<T>): Promise<T> {
+    const releases: (() => void)[] = [];
+    try {
+      for (const key of [...new Set(paths)].sort()) {
+        for (let held = this.pathsInUse.get(key); held; held = this.pathsInUse.get(key)) await held;
+        let release!: () => void;
+        const mine = new Promise<void>((r) => (release = r));
+        this.pathsInUse.set(key, mine);
+        releases.push(() => {
+          if (this.pathsInUse.get(key) === mine) this.pathsInUse.delete(key);
+          release();
+        });
+      }
+      return await fn();
+    } finally {
+      for (const r of releases.reverse()) r();
+    }
+  }
+
+  private async gridLocked<T>(paths: string[], fn: (db: MetaDb) => Promise<T>): Promise<T> {
     // while degraded only the recovery (replay, reconcile) asks: the database has just answered it
     if (!this.degraded || this.replaying) {
       try {
-        return await this.store.withPathLocks([...paths], { mode: 'wait', releaseLater: true }, fn);
+        return await this.store.withPathLocks(paths, { mode: 'wait', releaseLater: true }, fn);
       } catch (err) {
         if (!(err instanceof PathLockUnavailable)) throw err;
         this.enterDegraded(err.cause ?? err);
