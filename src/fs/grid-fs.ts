@@ -107,7 +107,7 @@ function attrOf(r: Resolved, vpath: string): Attr {
   }
   if (r.known.type === 'folder') {
     const f = r.known.folder;
-    return { mode: S_IFDIR | f.mode, uid: f.uid, gid: f.gid, size: 4096, nlink: 1, atime: usToMs(f.mtimeUs), mtime: usToMs(f.mtimeUs), ctime: usToMs(f.ctimeUs), blocks: 8, blksize: 4096, ino: inoOf('folder', f.id) };
+    return { mode: S_IFDIR | f.mode, uid: f.uid, gid: f.gid, size: 4096, nlink: 1, atime: usToMs(f.mtimeUs), mtime: usToMs(f.mtimeUs), ctime: usToMs(f.ctimeUs), blocks: 8, blksize: 4096, ino: inoOfPath(f.path) };
   }
   const f = r.known.file;
   const type = f.kind === 'symlink' ? S_IFLNK : S_IFREG;
@@ -127,14 +127,12 @@ function attrOf(r: Resolved, vpath: string): Attr {
 }
 
 /**
- * Inode numbers (fuse-native passes 32 bits): a folder's is 2*id (it
- * survives renames: tar and find compare folders' inodes), a file's is a
- * hash of its path with the top bit set (the same from create to close,
- * before metadata knows the file: tar's delayed symlinks compare them).
+ * Inode numbers (fuse-native passes 32 bits): a hash of the path with the
+ * top bit set, for files and folders alike — the same whether the entry is
+ * served from metadata or from the node folders, and from create to close
+ * (tar compares them: a folder it made must keep its inode until it sets
+ * its times, its delayed symlinks likewise). A rename changes them.
  */
-export function inoOf(kind: 'folder' | 'file', id: number): number {
-  return (kind === 'folder' ? 2 * id : 2 * id + 1) % 0x80000000;
-}
 export function inoOfPath(vpath: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < vpath.length; i++) h = Math.imul(h ^ vpath.charCodeAt(i), 0x01000193);
