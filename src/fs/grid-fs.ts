@@ -1408,12 +1408,7 @@ export class GridFs {
           if (isFull(h.writeError)) h.redo.push({ data, position });
           return;
         }
-        let done = 0;
-        while (done < data.length) {
-          const n = await this.io.write(h.node, h.fh, done ? data.subarray(done) : data, position + done);
-          if (n <= 0) throw Object.assign(new Error(`short write on ${h.node.name}`), { code: 'EIO' });
-          done += n;
-        }
+        await this.writeAll(h, data, position);
         release?.(data);
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
@@ -1439,13 +1434,16 @@ export class GridFs {
     const redo = h.redo;
     h.redo = [];
     h.writeError = null;
-    for (const r of redo) {
-      let done = 0;
-      while (done < r.data.length) {
-        const n = await this.io.write(h.node, h.fh, done ? r.data.subarray(done) : r.data, r.position + done);
-        if (n <= 0) throw Object.assign(new Error(`short write on ${h.node.name}`), { code: 'EIO' });
-        done += n;
-      }
+    for (const r of redo) await this.writeAll(h, r.data, r.position);
+  }
+
+  /** All of `data` at `position` in the writer's file on its node (a short write is retried for the rest). */
+  private async writeAll(h: WriteHandle, data: Buffer, position: number): Promise<void> {
+    let done = 0;
+    while (done < data.length) {
+      const n = await this.io.write(h.node, h.fh, done ? data.subarray(done) : data, position + done);
+      if (n <= 0) throw Object.assign(new Error(`short write on ${h.node.name}`), { code: 'EIO' });
+      done += n;
     }
   }
 
