@@ -24,7 +24,7 @@ import { mkdir, open, readFile, rename, rm, lstat, type FileHandle } from 'node:
 import path from 'node:path';
 import readline from 'node:readline';
 import { GeoError } from '../util/errors.js';
-import { pidAlive } from '../util/host.js';
+import { tryPidLock } from '../util/pidlock.js';
 
 export const STATE_DIR = '.geogridfs';
 
@@ -111,26 +111,9 @@ export async function writeCursor(folder: string, seq: number, generation: strin
 export async function takeLock(folder: string): Promise<() => Promise<void>> {
   const { dir, lock } = statePaths(folder);
   await mkdir(dir, { recursive: true });
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fh = await open(lock, 'wx');
-      await fh.writeFile(`${process.pid}\n`);
-      await fh.close();
-      return async () => {
-        await rm(lock, { force: true });
-      };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const pid = Number((await readFile(lock, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) {
-        throw new GeoError('LOCKED', `another backup run (pid ${pid}) is in progress in ${folder}`);
-      }
-      // stale: move it away atomically so that two takers cannot both win
-      await rename(lock, `${lock}.stale-${process.pid}`).catch(() => undefined);
-      await rm(`${lock}.stale-${process.pid}`, { force: true });
-    }
-  }
-  throw new GeoError('LOCKED', `cannot take the lock ${lock}`);
+  const got = await tryPidLock(lock);
+  if (got.release) return got.release;
+  throw new GeoError('LOCKED', got.holder ? `another backup run (pid ${got.holder}) is in progress in ${folder}` : `cannot take the lock ${lock}`);
 }
 
 

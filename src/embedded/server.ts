@@ -20,6 +20,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { GeoError } from '../util/errors.js';
 import { pathExists, pidAlive } from '../util/host.js';
+import { tryPidLock } from '../util/pidlock.js';
 
 export interface EmbeddedPaths {
   root: string;
@@ -170,30 +171,23 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Exclusive start lock (O_EXCL file with our pid; a dead holder's lock is taken over). */
+/** Exclusive start lock (a pid lock file, see util/pidlock; a dead holder's lock is taken over). */
 async function withStartLock<T>(paths: EmbeddedPaths, fn: () => Promise<T>): Promise<T> {
   const deadline = Date.now() + 120_000;
+  let release: () => Promise<void>;
   for (;;) {
-    try {
-      const fh = await open(paths.lockFile, 'wx', 0o600);
-      await fh.writeFile(String(process.pid));
-      await fh.close();
+    const got = await tryPidLock(paths.lockFile);
+    if (got.release) {
+      release = got.release;
       break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const holder = Number(await readFile(paths.lockFile, 'utf8').catch(() => '0'));
-      if (!holder || !pidAlive(holder)) {
-        await rm(paths.lockFile, { force: true });
-        continue;
-      }
-      if (Date.now() > deadline) throw new GeoError('EMBEDDED_PG', `timed out waiting for process ${holder} to start the embedded PostgreSQL (${paths.lockFile})`);
-      await new Promise((r) => setTimeout(r, 100));
     }
+    if (Date.now() > deadline) throw new GeoError('EMBEDDED_PG', `timed out waiting for process ${got.holder} to start the embedded PostgreSQL (${paths.lockFile})`);
+    await new Promise((r) => setTimeout(r, 100));
   }
   try {
     return await fn();
   } finally {
-    await rm(paths.lockFile, { force: true });
+    await release();
   }
 }
 
