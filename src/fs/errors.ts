@@ -43,7 +43,7 @@ export function isTimeout(err: unknown): boolean {
 
 /**
  * Map any error to a positive errno. Known codes pass; GeoError NOT_FOUND ->
- * ENOENT, CONFLICT -> EEXIST; unknown errors are logged with their stack and
+ * ENOENT, CONFLICT -> EEXIST, DB_BUSY -> EAGAIN; unknown errors are logged with their stack and
  * become EIO.
  */
 export function toErrno(err: unknown, log?: Logger, context?: Record<string, unknown>): number {
@@ -56,6 +56,10 @@ export function toErrno(err: unknown, log?: Logger, context?: Record<string, unk
     if (code === 'NOT_FOUND') return ERRNO.ENOENT;
     if (code === 'CONFLICT') return ERRNO.EEXIST;
     if (code === 'ABORT_ERR') return ERRNO.EINTR;
+    if (code === 'DB_BUSY') {
+      log?.warn({ ...context, err: (err as Error).message }, 'database connections busy: answering EAGAIN');
+      return ERRNO.EAGAIN;
+    }
     if (code === 'EHOSTDOWN') return ERRNO.EIO; // a suspect node (not every platform's table has EHOSTDOWN)
   }
   if (e?.name === 'BadPathError') {

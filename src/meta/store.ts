@@ -102,6 +102,16 @@ export interface OpenOptions {
   applicationName?: string;
   /** override the pool size of config.database.poolSize */
   poolSize?: number;
+  /** time-out of one connection attempt, and of one wait for a busy pool's connection (default 10 s) */
+  connectTimeoutMs?: number;
+}
+
+/** How long a caller waits in all for one of a busy pool's connections before the wait is an error. */
+const POOL_WAIT_MAX_MS = 60_000;
+
+/** pg-pool's "every connection is checked out and none came back in time": the server answered, the pool is busy. */
+export function isPoolBusy(err: unknown): boolean {
+  return /timeout exceeded when trying to connect/.test((err as Error)?.message ?? '');
 }
 
 /** Resolve the connection URL: the configured one, or the embedded server's. */
@@ -195,7 +205,7 @@ export class MetaStore implements Queryable {
       connectionString: url,
       max: opts.poolSize ?? 10,
       application_name: opts.applicationName ?? 'geogridfs',
-      connectionTimeoutMillis: 10_000,
+      connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
       idleTimeoutMillis: 30_000,
       statement_timeout: opts.statementTimeoutMs ?? 30_000,
       keepAlive: true,
@@ -213,8 +223,45 @@ export class MetaStore implements Queryable {
   }
 
   async query<T extends Row = Row>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
-    const r = await this.pool.query<T>(statement(sql, params));
-    return r.rows;
+    const client = await this.acquire();
+    let broken = false;
+    const onError = () => {
+      broken = true;
+    };
+    client.on('error', onError);
+    try {
+      return (await client.query<T>(statement(sql, params))).rows;
+    } catch (err) {
+      if (isConnectionError(err)) broken = true;
+      throw err;
+    } finally {
+      client.off('error', onError);
+      client.release(broken);
+    }
+  }
+
+  /**
+   * A connection of the pool. pg-pool gives up waiting for a busy pool's
+   * connection after its connect time-out with the same kind of error as an
+   * unreachable server's; a busy pool is not an outage (a mount would go
+   * degraded and change files without the grid-wide locks while the
+   * replicators still run), so that wait is retried, up to
+   * POOL_WAIT_MAX_MS in all, with a warning.
+   */
+  private async acquire(): Promise<pg.PoolClient> {
+    const started = Date.now();
+    for (;;) {
+      try {
+        return await this.pool.connect();
+      } catch (err) {
+        if (!isPoolBusy(err) || this.closed) throw err;
+        const waitedMs = Date.now() - started;
+        if (waitedMs >= POOL_WAIT_MAX_MS) {
+          throw new GeoError('DB_BUSY', `every one of this process's ${this.pool.options.max} database connections stayed busy for ${Math.round(waitedMs / 1000)} s (database.poolSize)`, { cause: err });
+        }
+        this.log.warn({ waitedMs, connections: this.pool.totalCount, waiting: this.pool.waitingCount }, "every database connection of this process is busy: still waiting for one");
+      }
+    }
   }
 
   /**
@@ -226,7 +273,7 @@ export class MetaStore implements Queryable {
   async txn<T>(fn: (tx: Queryable) => Promise<T>, opts: TxnOptions = {}): Promise<T> {
     const attempts = opts.attempts ?? 8;
     for (let attempt = 1; ; attempt++) {
-      const client = await this.pool.connect();
+      const client = await this.acquire();
       let broken = false;
       // a connection lost mid-transaction surfaces as the failing query's
       // rejection; the 'error' event must not become an uncaught exception
@@ -276,8 +323,9 @@ export class MetaStore implements Queryable {
     const exclusive = opts.shared ? set.exclusive.map(() => false) : set.exclusive;
     let client: pg.PoolClient;
     try {
-      client = await this.pool.connect();
+      client = await this.acquire();
     } catch (err) {
+      if (!isConnectionError(err)) throw err; // a busy pool, not an unreachable database
       throw new PathLockUnavailable(false, { cause: err });
     }
     let broken = false;
@@ -433,7 +481,7 @@ export class MetaStore implements Queryable {
    * `onLost` is told, and the error never escapes as an uncaught exception.
    */
   async tryAdvisoryLock(key: string, opts: { onLost?: (err: Error) => void } = {}): Promise<(() => Promise<void>) | null> {
-    const client = await this.pool.connect();
+    const client = await this.acquire();
     let lost: Error | null = null;
     const onError = (err: Error) => {
       if (lost) return;

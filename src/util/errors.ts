@@ -7,6 +7,7 @@ export const ERROR_CODES = {
   CONFIG_NOT_FOUND: 'the config file given does not exist',
   CONFIG_INVALID: 'the configuration does not validate',
   DB_UNREACHABLE: 'the PostgreSQL server cannot be reached',
+  DB_BUSY: 'every database connection of the process stayed busy',
   DB_SCHEMA_NEWER: 'the database schema is newer than this code',
   DB_SCHEMA_OLD: 'the database schema needs `geogridfs db migrate`',
   EMBEDDED_PG: 'the embedded PostgreSQL server failed',
