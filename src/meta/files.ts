@@ -115,22 +115,17 @@ export async function lookup(db: Queryable, vpath: string): Promise<Entry | null
  * in the same round trip: the mount opens what it has just looked up.
  */
 export async function lookupWithReplicas(db: Queryable, vpath: string): Promise<{ entry: Entry; replicas: ReplicaRow[] | null } | null> {
-  const rows = await db.query<{ t: string; j: FolderRow | FileRow; r: (Omit<ReplicaRow, 'verifiedAt'> & { verifiedAt: string | null })[] | null } & Record<string, unknown>>(
+  const rows = await db.query<{ t: string; j: FolderRow | FileRow; r: ReplicaJson[] | null } & Record<string, unknown>>(
     `SELECT 'folder' AS t, row_to_json(x) AS j, NULL::json AS r FROM (SELECT ${FOLDER_COLUMNS} FROM folders WHERE path = $1) x
      UNION ALL
-     SELECT 'file', row_to_json(y),
-            (SELECT coalesce(json_agg(json_build_object('fileId', r.file_id, 'nodeId', r.node_id, 'nodeName', n.name, 'nodeState', n.state,
-                                                        'version', r.version, 'path', r.path, 'verifiedAt', r.verified_at)
-                                      ORDER BY (r.version = y.version) DESC, n.name), '[]'::json)
-               FROM replicas r JOIN nodes n ON n.id = r.node_id WHERE r.file_id = y.id)
+     SELECT 'file', row_to_json(y), ${replicasJson('y.id', 'y.version')}
        FROM (SELECT ${FILE_COLUMNS} FROM files WHERE path = $1 AND deleted_at IS NULL) y`,
     [vpath],
   );
   const r = rows[0];
   if (!r) return null;
   if (r.t === 'folder') return { entry: { type: 'folder', folder: r.j as FolderRow }, replicas: null };
-  const replicas = (r.r ?? []).map((x) => ({ ...x, verifiedAt: x.verifiedAt ? new Date(x.verifiedAt) : null }));
-  return { entry: { type: 'file', file: r.j as FileRow }, replicas };
+  return { entry: { type: 'file', file: r.j as FileRow }, replicas: parseReplicas(r.r) };
 }
 
 /** Children of a folder: sub-folders and live files. */
@@ -266,13 +261,29 @@ export interface ReplicaRow {
   verifiedAt: Date | null;
 }
 
+type ReplicaJson = Omit<ReplicaRow, 'verifiedAt'> & { verifiedAt: string | null };
+
+/**
+ * The replica rows of file `fileId` (an SQL expression) as one JSON array,
+ * current ones (version = `version`) first, then by node name: the one
+ * statement fragment behind replicasOf and lookupWithReplicas.
+ */
+function replicasJson(fileId: string, version: string): string {
+  return `(SELECT coalesce(json_agg(json_build_object('fileId', r.file_id, 'nodeId', r.node_id, 'nodeName', n.name, 'nodeState', n.state,
+                                                     'version', r.version, 'path', r.path, 'verifiedAt', r.verified_at)
+                                   ORDER BY (r.version = ${version}) DESC, n.name), '[]'::json)
+             FROM replicas r JOIN nodes n ON n.id = r.node_id WHERE r.file_id = ${fileId})`;
+}
+
+function parseReplicas(rows: ReplicaJson[] | null): ReplicaRow[] {
+  return (rows ?? []).map((x) => ({ ...x, verifiedAt: x.verifiedAt ? new Date(x.verifiedAt) : null }));
+}
+
 /** Replicas of a file with their node's name and state, current ones first. */
 export async function replicasOf(db: Queryable, fileId: number): Promise<ReplicaRow[]> {
-  return db.query<ReplicaRow & Record<string, unknown>>(
-    `SELECT r.file_id AS "fileId", r.node_id AS "nodeId", n.name AS "nodeName", n.state AS "nodeState",
-            r.version, r.path, r.verified_at AS "verifiedAt"
-       FROM replicas r JOIN nodes n ON n.id = r.node_id JOIN files f ON f.id = r.file_id
-      WHERE r.file_id = $1 ORDER BY (r.version = f.version) DESC, n.name`,
+  const rows = await db.query<{ r: ReplicaJson[] } & Record<string, unknown>>(
+    `SELECT ${replicasJson('f.id', 'f.version')} AS r FROM files f WHERE f.id = $1`,
     [fileId],
   );
+  return parseReplicas(rows[0]?.r ?? null);
 }
