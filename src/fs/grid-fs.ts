@@ -44,7 +44,7 @@ import { MetaCache, type Known } from './cache.js';
 import { FsError, isTimeout } from './errors.js';
 import { HandleTable, type ReadHandle, type WriteHandle } from './handles.js';
 import { Journal, type JournalRecord, type Stamped } from './journal.js';
-import { IntentLog, type Intent } from './intents.js';
+import { IntentLog, isChange, type ChangeIntent, type Intent } from './intents.js';
 import { pathTakenOnNode } from '../meta/queue.js';
 import { PLACEMENT, READ, type PlacementCandidate, type ReadCandidate } from './policies/index.js';
 
@@ -234,7 +234,7 @@ export class GridFs {
     }
     await this.startListening();
     const left = await this.intents.load();
-    if (left.length) this.log.warn({ intents: left.length, file: this.intents.file }, 'writes a previous run was publishing: finishing them');
+    if (left.length) this.log.warn({ intents: left.length, file: this.intents.file }, 'writes and changes a previous run left unfinished: finishing them');
     await this.resolveIntents(true).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'finishing the previous run\'s writes failed; retried'));
     const every = (ms: number, fn: () => Promise<void>) => {
       const t = setInterval(() => void fn().catch((err: unknown) => this.log.debug({ err }, 'background task failed')), ms);
@@ -395,6 +395,23 @@ export class GridFs {
   private async resolveIntents(sweep: boolean): Promise<void> {
     for (const i of [...this.intents.pending.values()]) {
       if (this.intents.isOwned(i.id)) continue;
+      if (isChange(i)) {
+        if (this.degraded) continue; // metadata decides: later
+        try {
+          await this.finishChange(i);
+          await this.intents.done(i.id);
+        } catch (err) {
+          if (isConnectionError(err)) {
+            this.enterDegraded(err);
+            this.log.warn({ path: i.path, op: i.kind, err: (err as Error).message }, 'interrupted change not finished yet; retried');
+          } else {
+            // metadata refuses it (the same error the change itself met): retrying cannot help
+            this.log.error({ path: i.path, to: i.to, op: i.kind, code: codeOf(err), err: (err as Error).message }, 'interrupted change could not be finished: see geogridfs fsck');
+            await this.intents.done(i.id);
+          }
+        }
+        continue;
+      }
       const node = this.nodes.find((n) => n.name === i.node);
       try {
         if (!node) {
@@ -432,7 +449,7 @@ export class GridFs {
     }
     if (!sweep) return;
     const keep = new Set<string>();
-    for (const i of this.intents.pending.values()) keep.add(`${i.node}\0${i.tmp}`);
+    for (const i of this.intents.pending.values()) if (!isChange(i)) keep.add(`${i.node}\0${i.tmp}`);
     for (const h of this.handles.all()) if (h.kind === 'write' && h.tmp) keep.add(`${h.node.name}\0${h.tmp}`);
     await Promise.all(
       this.usableNodes().map(async (node) => {
@@ -445,6 +462,61 @@ export class GridFs {
         }
       }),
     );
+  }
+
+  /**
+   * Finish an unlink or rename that a previous run (or a failed call) was
+   * applying to the nodes when it stopped, before its metadata record: the
+   * application had no answer, so either outcome is allowed, and the one
+   * that agrees with the nodes is "done". Only while metadata still shows
+   * the entry as the change found it (same file id and version, same folder
+   * id); a newer change of the path (another mount) wins and nothing is
+   * touched. A node that held the file and no longer has it at its path has
+   * already been changed.
+   */
+  private async finishChange(i: ChangeIntent): Promise<void> {
+    if (i.fileId === null && i.folderId === null) return; // metadata never knew it: the nodes are the truth already
+    const paths = [i.path, ...(i.to ? [i.to] : []), ...Object.values(i.paths), ...Object.values(i.dstPaths ?? {})];
+    await this.locked(paths, async (db) => {
+      const meta = await lookup(db, i.path);
+      const same =
+        i.fileId !== null
+          ? meta?.type === 'file' && meta.file.id === i.fileId && meta.file.version === i.version
+          : meta?.type === 'folder' && meta.folder.id === i.folderId;
+      if (!same) return;
+      if (i.kind === 'unlink') {
+        const { handled } = await this.onEveryNode(`unlink ${i.path}`, async (node) => {
+          const p = i.paths[node.name] ?? i.path;
+          await this.io.unlink(node, p);
+          if (p !== i.path) await this.io.unlink(node, i.path).catch(() => undefined);
+        });
+        await this.mutate({ op: 'unlink', path: i.path, nodes: handled, paths: handled.map((n) => i.paths[n] ?? i.path) }, db);
+      } else {
+        const to = i.to!;
+        const dir = i.folderId !== null;
+        const dstPaths = i.dstPaths ?? {};
+        const { handled } = await this.onEveryNode(`rename ${i.path}`, async (node) => {
+          const srcPath = i.paths[node.name] ?? i.path;
+          const has = await this.io.lstatOrNull(node, srcPath);
+          if (has) {
+            await this.ensureNodeDir(node, parentOf(to));
+            await this.io.rename(node, srcPath, to);
+            if (dstPaths[node.name] && dstPaths[node.name] !== to) await this.io.unlink(node, dstPaths[node.name]!).catch(() => undefined);
+          } else if (!dir && !(node.name in i.paths) && node.name in dstPaths) {
+            // never held the source: the replaced destination's copy goes, as the rename would have done
+            await this.io.unlink(node, dstPaths[node.name]!);
+          }
+          // else: held the source and has it no more — already renamed on this node
+        });
+        this.forgetNodeDirs(i.path);
+        this.forgetNodeDirs(to);
+        await this.mutate({ op: 'rename', from: i.path, to, nodes: handled, paths: dir ? undefined : handled.map((n) => i.paths[n] ?? i.path) }, db);
+        this.cache.invalidateSubtree(to);
+      }
+      this.log.info({ op: i.kind, path: i.path, to: i.to }, 'a change a previous run was applying to the nodes: finished');
+    });
+    this.clearReplicas();
+    this.cache.invalidateSubtree(i.path);
   }
 
   // ---------------------------------------------------------------- metadata access
@@ -1801,6 +1873,33 @@ export class GridFs {
     return out;
   }
 
+  /** The metadata entry a change applies to, for its intent. */
+  private entryOf(r: Resolved | null): Pick<ChangeIntent, 'fileId' | 'version' | 'folderId'> {
+    if (r?.src === 'meta' && r.known.type === 'file') return { fileId: r.known.file.id, version: r.known.file.version, folderId: null };
+    if (r?.src === 'meta' && r.known.type === 'folder') return { fileId: null, version: null, folderId: r.known.folder.id };
+    return { fileId: null, version: null, folderId: null };
+  }
+
+  /**
+   * Run an unlink or rename's node changes and metadata record under an
+   * intent (see ChangeIntent): a crash in between is finished by the next
+   * start. When `fn` fails, the intent goes to the resolver (finishChange
+   * does nothing when metadata no longer shows the entry as it was).
+   */
+  private async withChangeIntent<T>(i: Omit<ChangeIntent, 'id'>, fn: () => Promise<T>): Promise<T> {
+    if (i.fileId === null && i.folderId === null) return fn();
+    const intent = await this.intents.add(i);
+    let result: T;
+    try {
+      result = await fn();
+    } catch (err) {
+      this.intents.release(intent.id);
+      throw err;
+    }
+    await this.intents.done(intent.id);
+    return result;
+  }
+
   /**
    * Run `fn` on every usable node; returns the names of the nodes where it
    * succeeded or where there was nothing to do (ENOENT). Other errors are
@@ -1838,16 +1937,18 @@ export class GridFs {
     if (!r && writers.length === 0) throw new FsError('ENOENT', vpath);
     if (r && isDir(r)) throw new FsError('EISDIR', vpath);
     const reps = r ? await this.replicaPaths(r) : new Map<string, string>();
-    await this.locked([vpath, ...reps.values()], async (db) => {
-      const { handled } = await this.onEveryNode(`unlink ${vpath}`, async (node) => {
-        const p = reps.get(node.name) ?? vpath;
-        await this.io.unlink(node, p);
-        if (p !== vpath) await this.io.unlink(node, vpath).catch(() => undefined);
-      });
-      this.forgetReplicas(vpath);
-      this.handles.unlinked(vpath);
-      if (!r || r.src === 'meta' || !this.metaUp) await this.mutate({ op: 'unlink', path: vpath, nodes: handled, paths: handled.map((n) => reps.get(n) ?? vpath) }, db);
-    });
+    await this.locked([vpath, ...reps.values()], (db) =>
+      this.withChangeIntent({ kind: 'unlink', path: vpath, ...this.entryOf(r), paths: Object.fromEntries(reps) }, async () => {
+        const { handled } = await this.onEveryNode(`unlink ${vpath}`, async (node) => {
+          const p = reps.get(node.name) ?? vpath;
+          await this.io.unlink(node, p);
+          if (p !== vpath) await this.io.unlink(node, vpath).catch(() => undefined);
+        });
+        this.forgetReplicas(vpath);
+        this.handles.unlinked(vpath);
+        if (!r || r.src === 'meta' || !this.metaUp) await this.mutate({ op: 'unlink', path: vpath, nodes: handled, paths: handled.map((n) => reps.get(n) ?? vpath) }, db);
+      }),
+    );
     this.forgetReplicasOf(r);
     this.cache.invalidate(vpath);
   }
@@ -1928,34 +2029,37 @@ export class GridFs {
         if (dst.src === 'meta' && dst.known.type === 'folder' && this.metaUp && (await folderHasChildren(db, dst.known.folder.id))) throw new FsError('ENOTEMPTY', to);
         if (await this.nodeDirHasEntries(to)) throw new FsError('ENOTEMPTY', to);
       }
-      const { handled } = await this.onEveryNode(`rename ${from}`, async (node) => {
-        const srcPath = reps.get(node.name) ?? from;
-        const has = await this.io.lstatOrNull(node, srcPath);
-        if (has) {
-          await this.ensureNodeDir(node, parentOf(to));
-          await this.io.rename(node, srcPath, to);
-          if (dstReps.has(node.name) && dstReps.get(node.name) !== to) await this.io.unlink(node, dstReps.get(node.name)!).catch(() => undefined);
-        } else if (dst) {
-          const dstPath = dstReps.get(node.name) ?? to;
-          if (srcIsDir) await this.io.rmdir(node, to).catch(() => undefined);
-          else await this.io.unlink(node, dstPath);
+      const intent = { kind: 'rename' as const, path: from, to, ...this.entryOf(src), paths: Object.fromEntries(reps), dstPaths: Object.fromEntries(dstReps) };
+      await this.withChangeIntent(intent, async () => {
+        const { handled } = await this.onEveryNode(`rename ${from}`, async (node) => {
+          const srcPath = reps.get(node.name) ?? from;
+          const has = await this.io.lstatOrNull(node, srcPath);
+          if (has) {
+            await this.ensureNodeDir(node, parentOf(to));
+            await this.io.rename(node, srcPath, to);
+            if (dstReps.has(node.name) && dstReps.get(node.name) !== to) await this.io.unlink(node, dstReps.get(node.name)!).catch(() => undefined);
+          } else if (dst) {
+            const dstPath = dstReps.get(node.name) ?? to;
+            if (srcIsDir) await this.io.rmdir(node, to).catch(() => undefined);
+            else await this.io.unlink(node, dstPath);
+          }
+        });
+        this.forgetNodeDirs(from);
+        this.forgetNodeDirs(to);
+        this.forgetReplicas(from);
+        this.forgetReplicas(to);
+        if (srcIsDir) this.clearReplicas();
+        this.handles.rename(from, to);
+        const srcInMeta = src?.src === 'meta';
+        if (srcInMeta || !this.metaUp) {
+          await this.mutate({ op: 'rename', from, to, nodes: handled, paths: srcIsDir ? undefined : handled.map((n) => reps.get(n) ?? from) }, db).catch((err: unknown) => {
+            // a file created by this mount and not registered yet: nothing to move in metadata
+            if (codeOf(err) !== 'ENOENT' || srcInMeta) throw err;
+          });
+        } else if (dst?.src === 'meta') {
+          await this.mutate({ op: 'unlink', path: to, nodes: handled }, db);
         }
       });
-      this.forgetNodeDirs(from);
-      this.forgetNodeDirs(to);
-      this.forgetReplicas(from);
-      this.forgetReplicas(to);
-      if (srcIsDir) this.clearReplicas();
-      this.handles.rename(from, to);
-      const srcInMeta = src?.src === 'meta';
-      if (srcInMeta || !this.metaUp) {
-        await this.mutate({ op: 'rename', from, to, nodes: handled, paths: srcIsDir ? undefined : handled.map((n) => reps.get(n) ?? from) }, db).catch((err: unknown) => {
-          // a file created by this mount and not registered yet: nothing to move in metadata
-          if (codeOf(err) !== 'ENOENT' || srcInMeta) throw err;
-        });
-      } else if (dst?.src === 'meta') {
-        await this.mutate({ op: 'unlink', path: to, nodes: handled }, db);
-      }
     });
     // again after the metadata changed: a lookup running meanwhile may have cached the old replica paths
     this.forgetReplicasOf(src);

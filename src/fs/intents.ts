@@ -1,5 +1,5 @@
 /**
- * The mount's publish intents. A writer's bytes live in a temp file on its
+ * The mount's intents (publish, unlink, rename). A writer's bytes live in a temp file on its
  * node (`<root>/.ggfs-tmp/…`) until the file is closed; then the version is
  * registered in metadata FIRST and the temp renamed over the file's path on
  * the node AFTER. A crash between the two would leave metadata naming bytes
@@ -7,6 +7,10 @@
  * metadata commit and a done line after the rename. A mount that starts
  * with intents left over finishes each one: the temp is renamed into place
  * when metadata has that version (the commit happened), removed when not.
+ *
+ * Unlinks and renames have intents too (ChangeIntent): they change the
+ * nodes before metadata, and a crash in between is finished by the next
+ * start (GridFs.finishChange).
  *
  * The lines are written without fsync: they must survive a crash of the
  * mount process (kill -9), which keeps the kernel's page cache; a power
@@ -17,8 +21,10 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
-export interface Intent {
+/** A writer's temp about to be renamed over its path (see above). */
+export interface PublishIntent {
   id: number;
+  kind?: 'publish';
   /** node name */
   node: string;
   /** temp file, node-relative (a virtual path under /.ggfs-tmp) */
@@ -27,6 +33,38 @@ export interface Intent {
   path: string;
   checksum: string;
   size: number;
+}
+
+/**
+ * An unlink or rename being applied to the node folders before its metadata
+ * record. A crash in between would leave metadata naming copies that are
+ * gone or moved (the file unreadable, its last copy taken for lost); a mount
+ * that starts with one left over finishes the change when metadata still
+ * shows the entry as it was (same file id and version, or same folder id).
+ */
+export interface ChangeIntent {
+  id: number;
+  kind: 'unlink' | 'rename';
+  /** the unlinked path, or the rename's source */
+  path: string;
+  /** the rename's destination */
+  to?: string;
+  /** the metadata entry changed: a file's id and version, or a folder's id; null when metadata did not know it */
+  fileId: number | null;
+  version: number | null;
+  folderId: number | null;
+  /** node name -> node path of the (source) file's replica on it: the nodes that held it */
+  paths: Record<string, string>;
+  /** rename: node name -> node path of the replaced destination file's replica */
+  dstPaths?: Record<string, string>;
+}
+
+export type Intent = PublishIntent | ChangeIntent;
+/** An intent as added (its id is assigned by add) */
+export type NewIntent = Omit<PublishIntent, 'id'> | Omit<ChangeIntent, 'id'>;
+
+export function isChange(i: Intent): i is ChangeIntent {
+  return i.kind === 'unlink' || i.kind === 'rename';
 }
 
 type Line = ({ op: 'add' } & Intent) | { op: 'done'; id: number };
@@ -111,11 +149,15 @@ export class IntentLog {
     return next;
   }
 
-  /** Record that `tmp` on `node` is about to become `path` with this checksum; the caller owns it until done() or release(). */
-  async add(i: Omit<Intent, 'id'>): Promise<Intent> {
-    const intent: Intent = { id: this.next++, ...i };
+  /**
+   * Record that `tmp` on `node` is about to become `path` with this
+   * checksum, or that an unlink or rename is about to change the nodes; the
+   * caller owns it until done() or release().
+   */
+  async add<I extends NewIntent>(i: I): Promise<I & { id: number }> {
+    const intent = { id: this.next++, ...i };
     this.owned.add(intent.id);
-    this.pending.set(intent.id, intent);
+    this.pending.set(intent.id, intent as Intent);
     await this.append({ op: 'add', ...intent });
     return intent;
   }
