@@ -115,7 +115,7 @@ export async function startMount(config: Config, mountpoint: string, log: Logger
     await gridFs.start();
     let mounted: Mounted;
     try {
-      mounted = await mountFuse(gridFs, { mountpoint: mnt, allowOther: config.mount.allowOther, attrTimeoutSec: config.mount.attrTimeoutSec, opTimeoutSec: config.mount.opTimeoutSec, extra }, log);
+      mounted = await mountFuse(gridFs, { mountpoint: mnt, allowOther: config.mount.allowOther, attrTimeoutSec: config.mount.attrTimeoutSec, opTimeoutSec: config.mount.opTimeoutSec, attrCacheEntries: config.mount.nativeAttrCache ? config.mount.cacheEntries : 0, extra }, log);
     } catch (err) {
       await gridFs.stop();
       throw err;

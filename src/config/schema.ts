@@ -56,9 +56,13 @@ export const configSchema = z
         cacheEntries: z.number().int().min(100).default(50_000).describe('bound of the in-memory metadata cache (entries; about 0.9 KB of memory each)'),
         negativeCacheSec: z.number().min(0).default(5).describe('lifetime of a cached "does not exist" answer (also invalidated by NOTIFY)'),
         allowOther: z.boolean().default(false).describe('let other users use the mount (FUSE allow_other; needs user_allow_other in /etc/fuse.conf for non-root)'),
+        nativeAttrCache: z
+          .boolean()
+          .default(true)
+          .describe("answer getattr of cached metadata entries on libfuse's thread (the rebuilt binding's attribute cache), without the trip to JavaScript"),
       })
       .strict()
-      .default({ placement: 'mfs', readPolicy: 'spread', attrTimeoutSec: 1, opTimeoutSec: 30, cacheEntries: 50_000, negativeCacheSec: 5, allowOther: false }),
+      .default({ placement: 'mfs', readPolicy: 'spread', attrTimeoutSec: 1, opTimeoutSec: 30, cacheEntries: 50_000, negativeCacheSec: 5, allowOther: false, nativeAttrCache: true }),
     storage: z
       .object({
         timeoutMs: z.number().int().min(50).default(10_000).describe('time-out of one storage call on a node folder'),

@@ -20,8 +20,17 @@ export interface CacheStats {
   size: number;
 }
 
+/** Something that mirrors cached entries (the binding's attribute cache) and must drop what the cache drops or replaces. */
+export interface CacheMirror {
+  invalidate(vpath: string): void;
+  invalidateSubtree(folder: string): void;
+  clear(): void;
+}
+
 export class MetaCache {
   private readonly map = new Map<string, Slot>();
+  /** told of every replacement and invalidation (see CacheMirror) */
+  mirror: CacheMirror | null = null;
   private hits = 0;
   private misses = 0;
   /**
@@ -62,6 +71,12 @@ export class MetaCache {
     return slot.value;
   }
 
+  /** The cached answer if it has not expired, without touching recency or counters. */
+  live(vpath: string): Known | undefined {
+    const slot = this.map.get(vpath);
+    return slot && slot.expires >= Date.now() ? slot.value : undefined;
+  }
+
   /** The cached answer without touching recency or counters (expired entries included). */
   peek(vpath: string): Known | undefined {
     return this.map.get(vpath)?.value;
@@ -77,6 +92,7 @@ export class MetaCache {
     const ttl = value === null ? this.negativeMs : this.positiveMs;
     if (ttl <= 0) return;
     if (since !== undefined && since !== this.gen) return;
+    this.mirror?.invalidate(vpath);
     this.map.delete(vpath);
     this.map.set(vpath, { value, expires: Date.now() + ttl });
     while (this.map.size > this.maxEntries) {
@@ -88,6 +104,7 @@ export class MetaCache {
   invalidate(vpath: string): void {
     this.gen++;
     this.map.delete(vpath);
+    this.mirror?.invalidate(vpath);
   }
 
   /** Drop a folder and everything under it. */
@@ -96,11 +113,13 @@ export class MetaCache {
     this.map.delete(folder);
     const prefix = folder === '/' ? '/' : folder + '/';
     for (const key of this.map.keys()) if (key.startsWith(prefix)) this.map.delete(key);
+    this.mirror?.invalidateSubtree(folder);
   }
 
   clear(): void {
     this.gen++;
     this.map.clear();
+    this.mirror?.clear();
   }
 
   stats(): CacheStats {

@@ -23,7 +23,7 @@ import fsSync from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../util/log.js';
 import { toErrno } from './errors.js';
-import type { GridFs } from './grid-fs.js';
+import type { Attr, AttrSink, GridFs } from './grid-fs.js';
 import { OPS } from './ops/index.js';
 
 interface FuseInstance {
@@ -39,6 +39,8 @@ export interface MountOptions {
   allowOther: boolean;
   attrTimeoutSec: number;
   opTimeoutSec: number;
+  /** entries of the binding's attribute cache (0: off; see nativeAttrCache) */
+  attrCacheEntries?: number;
   /** extra -o options passed to FUSE as they are */
   extra?: string[];
   debug?: boolean;
@@ -61,6 +63,62 @@ export function patchedBinding(): boolean {
   } catch {
     return false;
   }
+}
+
+/** How long an entry of the binding's attribute cache lives at most (the metadata cache's positive lifetime). */
+const ATTR_CACHE_TTL_MS = 30_000;
+
+/**
+ * The rebuilt binding's attribute cache (patch 4 of
+ * scripts/build-fuse-native.mjs) as GridFs's AttrSink, or null when the
+ * binary has none (the prebuilt one). Entries go in in fuse-native's stat
+ * layout (what its getStatArray makes).
+ */
+export function nativeAttrCache(maxEntries: number): (AttrSink & { stats(): { hits: number; misses: number; entries: number }; close(): void }) | null {
+  let b: Record<string, (...a: unknown[]) => void>;
+  try {
+    const pkg = require.resolve('fuse-native/package.json');
+    b = createRequire(pkg)('node-gyp-build')(path.dirname(pkg)) as typeof b;
+  } catch {
+    return null;
+  }
+  if (typeof b.geogridfs_statcache_put !== 'function') return null;
+  const put = b.geogridfs_statcache_put;
+  const drop = b.geogridfs_statcache_invalidate!;
+  const dropTree = b.geogridfs_statcache_invalidate_subtree!;
+  const clear = b.geogridfs_statcache_clear!;
+  b.geogridfs_statcache_configure!(maxEntries, ATTR_CACHE_TTL_MS);
+  const ints = new Uint32Array(18);
+  const two = (i: number, n: number) => {
+    ints[i] = n % 4294967296;
+    ints[i + 1] = (n - ints[i]!) / 4294967296;
+  };
+  const counts = new Float64Array(3);
+  return {
+    put(vpath: string, a: Attr) {
+      ints.fill(0);
+      ints[0] = a.mode;
+      ints[1] = a.uid;
+      ints[2] = a.gid;
+      two(3, a.size);
+      ints[6] = a.nlink;
+      ints[7] = a.ino;
+      ints[9] = a.blksize;
+      two(10, a.blocks);
+      two(12, a.atime);
+      two(14, a.mtime);
+      two(16, a.ctime);
+      put(vpath, ints);
+    },
+    invalidate: (vpath: string) => drop(vpath),
+    invalidateSubtree: (folder: string) => dropTree(folder),
+    clear: () => clear(),
+    stats() {
+      b.geogridfs_statcache_stats!(counts);
+      return { hits: counts[0]!, misses: counts[1]!, entries: counts[2]! };
+    },
+    close: () => b.geogridfs_statcache_configure!(0, 0),
+  };
 }
 
 /** fuse-native handlers for the op table. */
@@ -163,7 +221,19 @@ export async function mountFuse(fs: GridFs, o: MountOptions, log: Logger): Promi
   } else {
     log.warn('fuse-native is the prebuilt binary: utimens loses mtime and new entries belong to the mount\'s user (run `npm run build:fuse`)');
   }
-  await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
+  const attrCache = o.attrCacheEntries ? nativeAttrCache(o.attrCacheEntries) : null;
+  if (o.attrCacheEntries && !attrCache) log.info('this fuse-native binary has no attribute cache: every getattr goes to JavaScript (run `npm run build:fuse`)');
+  fs.setAttrSink(attrCache);
+  const dropAttrCache = () => {
+    fs.setAttrSink(null);
+    attrCache?.close();
+  };
+  try {
+    await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
+  } catch (err) {
+    dropAttrCache();
+    throw err;
+  }
   let unmounted = false;
   let resolveGone!: () => void;
   const gone = new Promise<void>((r) => (resolveGone = r));
@@ -172,6 +242,7 @@ export async function mountFuse(fs: GridFs, o: MountOptions, log: Logger): Promi
       if (!m && !unmounted) {
         unmounted = true;
         clearInterval(poll);
+        dropAttrCache();
         log.info({ mountpoint: mnt }, 'unmounted from outside (fusermount -u)');
         resolveGone();
       }
@@ -186,6 +257,7 @@ export async function mountFuse(fs: GridFs, o: MountOptions, log: Logger): Promi
       clearInterval(poll);
       if (!unmounted) {
         unmounted = true;
+        dropAttrCache();
         await new Promise<void>((resolve) =>
           fuse.unmount((err) => {
             if (err) log.warn({ err: err.message }, 'unmount reported an error');

@@ -40,12 +40,12 @@ import { isReservedName } from '../storage/copy.js';
 import { makeClassifier, type Classifier } from '../util/classify.js';
 import type { Logger } from '../util/log.js';
 import { joinVirtual, parentOf } from '../util/vpath.js';
-import { MetaCache, type Known } from './cache.js';
+import { MetaCache, type CacheMirror, type Known } from './cache.js';
 import { FsError, isTimeout } from './errors.js';
 import { HandleTable, type ReadHandle, type WriteHandle } from './handles.js';
 import { Journal, type JournalRecord, type Stamped } from './journal.js';
 import { IntentLog, isChange, type ChangeIntent, type Intent } from './intents.js';
-import { pathTakenOnNode } from '../meta/queue.js';
+import { pathHeldOnNode, pathTakenOnNode } from '../meta/queue.js';
 import { PLACEMENT, READ, type PlacementCandidate, type ReadCandidate } from './policies/index.js';
 
 const S_IFDIR = 0o040000;
@@ -70,6 +70,17 @@ export interface Attr {
   blksize: number;
   /** stable inode number (mounted with use_ino): renames keep it, as tar and find expect */
   ino: number;
+}
+
+/**
+ * Where getattr answers that may be served without asking this object
+ * again go (the binding's attribute cache, answered on libfuse's thread):
+ * only entries served from the metadata cache with no writer open, and the
+ * metadata cache's mirror drops them whenever it drops or replaces theirs.
+ */
+export interface AttrSink extends CacheMirror {
+  put(vpath: string, attr: Attr): void;
+  stats?(): { hits: number; misses: number; entries: number };
 }
 
 export interface StatfsResult {
@@ -98,6 +109,24 @@ function codeOf(err: unknown): string | undefined {
 
 function usToMs(us: number): number {
   return Math.floor(us / 1000);
+}
+
+/**
+ * A record as the journal keeps it. An unlink or rename made without the
+ * database ran without the grid-wide locks, so a node that had nothing at
+ * the path then may have got a copy since (a replicator acting on metadata
+ * that did not know of the change yet): when the record is replayed, only
+ * the nodes it really changed count as handled; any other node's replica
+ * stays pending work (node_work) for its replicator, instead of a copy the
+ * metadata no longer names (which the reconcile after the replay would
+ * register again: a deleted file back, db-restart-writes seed 21, 2 mounts).
+ * Live (under the locks), a node without the file is handled as it is.
+ */
+function journaled(rec: JournalRecord): JournalRecord {
+  if ((rec.op !== 'unlink' && rec.op !== 'rename') || !rec.absent) return rec;
+  const { absent, ...rest } = rec;
+  const keep = rest.nodes.map((n) => !absent.includes(n));
+  return { ...rest, nodes: rest.nodes.filter((_, i) => keep[i]), ...(rest.paths ? { paths: rest.paths.filter((_, i) => keep[i]) } : {}) };
 }
 
 function attrOf(r: Resolved, vpath: string): Attr {
@@ -594,7 +623,11 @@ export class GridFs {
     if (isReservedName(vpath.slice(vpath.lastIndexOf('/') + 1))) return;
     const nodes = this.usableNodes();
     const stats = await Promise.all(nodes.map((n) => this.io.lstatOrNull(n, vpath).catch(() => null)));
-    const holders = nodes.flatMap((node, i) => (stats[i]?.isFile() ? [{ node, st: stats[i]! }] : []));
+    const ownId = meta?.type === 'file' ? meta.file.id : -1;
+    const candidates = nodes.flatMap((node, i) => (stats[i]?.isFile() ? [{ node, st: stats[i]! }] : []));
+    // bytes another file's replica row names (a delete or rename still to be applied there by node_work) are that file's
+    const held = await Promise.all(candidates.map((h) => pathHeldOnNode(db, h.node.id, vpath, ownId)));
+    const holders = candidates.filter((_, i) => !held[i]);
     if (holders.length === 0) {
       const allAnswered = this.nodes.every((n) => n.state === 'dead' || this.io.usable(n));
       if (meta && allAnswered) await db.txn((tx) => unlinkFile(tx, vpath, this.nodes.map((n) => n.id)));
@@ -830,7 +863,7 @@ export class GridFs {
         this.enterDegraded(err);
       }
     }
-    await this.journal.append(rec);
+    await this.journal.append(journaled(rec));
     return undefined;
   }
 
@@ -974,7 +1007,28 @@ export class GridFs {
     }
     const r = await this.resolve(vpath);
     if (!r) throw new FsError('ENOENT', vpath);
-    return attrOf(r, vpath);
+    const attr = attrOf(r, vpath);
+    if (r.src === 'meta') this.offerAttr(vpath, r.known, attr);
+    return attr;
+  }
+
+  /**
+   * Hand a metadata-cache entry's attributes to the attribute sink when
+   * nothing else may answer for the path: the entry is the one the cache
+   * holds right now (not one an invalidation overtook), and no writer is
+   * open or closing there.
+   */
+  private offerAttr(vpath: string, known: NonNullable<Known>, attr?: Attr): void {
+    if (!this.attrSink || this.cache.live(vpath) !== known || this.closing.has(vpath) || this.handles.writers(vpath).length > 0) return;
+    this.attrSink.put(vpath, attr ?? attrOf({ src: 'meta', known }, vpath));
+  }
+
+  /** The binding's attribute cache, when there is one (see AttrSink); set by the FUSE adapter. */
+  private attrSink: AttrSink | null = null;
+
+  setAttrSink(sink: AttrSink | null): void {
+    this.attrSink = sink;
+    this.cache.mirror = sink;
   }
 
   async readdir(vpath: string): Promise<string[]> {
@@ -1109,6 +1163,8 @@ export class GridFs {
 
   private newWriter(vpath: string, node: StorageNode, nodePath: string, tmp: string | null, fh: WriteHandle['fh'], base: { mode: number; uid: number; gid: number; size: number; fresh: boolean; dirty: boolean; atimeMs?: number; mtimeMs?: number }): WriteHandle {
     const now = Date.now();
+    // from now on getattr of the path is the writer's (its size grows with every write)
+    this.attrSink?.invalidate(vpath);
     return {
       kind: 'write',
       path: vpath,
@@ -1787,6 +1843,9 @@ export class GridFs {
     } finally {
       if (this.closing.get(path) === done) this.closing.delete(path);
     }
+    // the version just registered is what getattr answers from now on (a stat right after a write is common)
+    const known = this.cache.live(path);
+    if (known) this.offerAttr(path, known);
   }
 
   private async finishWriter(w: WriteHandle): Promise<void> {
@@ -1902,12 +1961,13 @@ export class GridFs {
 
   /**
    * Run `fn` on every usable node; returns the names of the nodes where it
-   * succeeded or where there was nothing to do (ENOENT). Other errors are
-   * logged; such nodes keep pending work.
+   * succeeded or where there was nothing to do (ENOENT; those also in
+   * `absent`). Other errors are logged; such nodes keep pending work.
    */
-  private async onEveryNode(what: string, fn: (node: StorageNode) => Promise<unknown>): Promise<{ handled: string[]; errors: { node: string; err: unknown }[] }> {
+  private async onEveryNode(what: string, fn: (node: StorageNode) => Promise<unknown>): Promise<{ handled: string[]; absent: string[]; errors: { node: string; err: unknown }[] }> {
     const nodes = this.nodes.filter((n) => n.state !== 'dead');
     const handled: string[] = [];
+    const absent: string[] = [];
     const errors: { node: string; err: unknown }[] = [];
     await Promise.all(
       nodes.map(async (node) => {
@@ -1919,15 +1979,17 @@ export class GridFs {
           await fn(node);
           handled.push(node.name);
         } catch (err) {
-          if (codeOf(err) === 'ENOENT') handled.push(node.name);
-          else {
+          if (codeOf(err) === 'ENOENT') {
+            handled.push(node.name);
+            absent.push(node.name);
+          } else {
             errors.push({ node: node.name, err });
             this.log.warn({ node: node.name, what, code: codeOf(err), err: (err as Error).message }, 'node not updated: left as pending work');
           }
         }
       }),
     );
-    return { handled, errors };
+    return { handled, absent, errors };
   }
 
   async unlink(vpath: string): Promise<void> {
@@ -1939,14 +2001,14 @@ export class GridFs {
     const reps = r ? await this.replicaPaths(r) : new Map<string, string>();
     await this.locked([vpath, ...reps.values()], (db) =>
       this.withChangeIntent({ kind: 'unlink', path: vpath, ...this.entryOf(r), paths: Object.fromEntries(reps) }, async () => {
-        const { handled } = await this.onEveryNode(`unlink ${vpath}`, async (node) => {
+        const { handled, absent } = await this.onEveryNode(`unlink ${vpath}`, async (node) => {
           const p = reps.get(node.name) ?? vpath;
           await this.io.unlink(node, p);
           if (p !== vpath) await this.io.unlink(node, vpath).catch(() => undefined);
         });
         this.forgetReplicas(vpath);
         this.handles.unlinked(vpath);
-        if (!r || r.src === 'meta' || !this.metaUp) await this.mutate({ op: 'unlink', path: vpath, nodes: handled, paths: handled.map((n) => reps.get(n) ?? vpath) }, db);
+        if (!r || r.src === 'meta' || !this.metaUp) await this.mutate({ op: 'unlink', path: vpath, nodes: handled, paths: handled.map((n) => reps.get(n) ?? vpath), absent }, db);
       }),
     );
     this.forgetReplicasOf(r);
@@ -2031,7 +2093,7 @@ export class GridFs {
       }
       const intent = { kind: 'rename' as const, path: from, to, ...this.entryOf(src), paths: Object.fromEntries(reps), dstPaths: Object.fromEntries(dstReps) };
       await this.withChangeIntent(intent, async () => {
-        const { handled } = await this.onEveryNode(`rename ${from}`, async (node) => {
+        const { handled, absent } = await this.onEveryNode(`rename ${from}`, async (node) => {
           const srcPath = reps.get(node.name) ?? from;
           const has = await this.io.lstatOrNull(node, srcPath);
           if (has) {
@@ -2052,12 +2114,12 @@ export class GridFs {
         this.handles.rename(from, to);
         const srcInMeta = src?.src === 'meta';
         if (srcInMeta || !this.metaUp) {
-          await this.mutate({ op: 'rename', from, to, nodes: handled, paths: srcIsDir ? undefined : handled.map((n) => reps.get(n) ?? from) }, db).catch((err: unknown) => {
+          await this.mutate({ op: 'rename', from, to, nodes: handled, paths: srcIsDir ? undefined : handled.map((n) => reps.get(n) ?? from), absent }, db).catch((err: unknown) => {
             // a file created by this mount and not registered yet: nothing to move in metadata
             if (codeOf(err) !== 'ENOENT' || srcInMeta) throw err;
           });
         } else if (dst?.src === 'meta') {
-          await this.mutate({ op: 'unlink', path: to, nodes: handled }, db);
+          await this.mutate({ op: 'unlink', path: to, nodes: handled, absent }, db);
         }
       });
     });
@@ -2158,7 +2220,7 @@ export class GridFs {
   /** For tests and status: where things stand. */
   status(): Record<string, unknown> {
     return {
-      degraded: this.degraded, journal: this.journal.pending, handles: this.handles.size, cache: this.cache.stats(), replicaCache: this.replicaCache.size,
+      degraded: this.degraded, journal: this.journal.pending, handles: this.handles.size, cache: this.cache.stats(), attrCache: this.attrSink?.stats?.() ?? null, replicaCache: this.replicaCache.size,
       health: this.io.health.snapshot(), nowUs: nowUs(),
     };
   }

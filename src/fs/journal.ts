@@ -15,8 +15,8 @@ import { createHash } from 'node:crypto';
 
 export type JournalRecord =
   | { op: 'commit'; path: string; node: string; size: number; checksum: string; mode: number; uid: number; gid: number; mtimeUs: number; atimeUs: number }
-  | { op: 'unlink'; path: string; nodes: string[]; /** per node, the node path removed (default: path) */ paths?: string[] }
-  | { op: 'rename'; from: string; to: string; nodes: string[]; /** per node, the node path moved (default: from) */ paths?: string[] }
+  | { op: 'unlink'; path: string; nodes: string[]; /** per node, the node path removed (default: path) */ paths?: string[]; /** of `nodes`, those that had nothing there (see GridFs.mutate) */ absent?: string[] }
+  | { op: 'rename'; from: string; to: string; nodes: string[]; /** per node, the node path moved (default: from) */ paths?: string[]; /** of `nodes`, those that had nothing there */ absent?: string[] }
   | { op: 'mkdir'; path: string; mode: number; uid: number; gid: number }
   | { op: 'rmdir'; path: string }
   | { op: 'setattr'; path: string; mode?: number; uid?: number; gid?: number; atimeUs?: number; mtimeUs?: number }
