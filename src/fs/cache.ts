@@ -110,10 +110,13 @@ export class MetaCache {
   /** Drop a folder and everything under it. */
   invalidateSubtree(folder: string): void {
     this.gen++;
+    // a path known as a file has nothing under it: the mirror's subtree scan (a walk over its table) is not needed
+    const wasFile = this.map.get(folder)?.value?.type === 'file';
     this.map.delete(folder);
     const prefix = folder === '/' ? '/' : folder + '/';
     for (const key of this.map.keys()) if (key.startsWith(prefix)) this.map.delete(key);
-    this.mirror?.invalidateSubtree(folder);
+    if (wasFile) this.mirror?.invalidate(folder);
+    else this.mirror?.invalidateSubtree(folder);
   }
 
   clear(): void {

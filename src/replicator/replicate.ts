@@ -30,7 +30,7 @@ import { copyToTemp, fsyncDir, placeTemp, removeCreatedDirs, removeStaleReplicaT
 import { onNode } from '../util/vpath.js';
 import { isConnectionError, type LockedDb, type Queryable } from '../meta/store.js';
 import { tryLocked } from './locks.js';
-import { getFile, getFileById } from '../meta/files.js';
+import { getFile, getFileById, replicasOf } from '../meta/files.js';
 
 /** A source modified this recently that does not match metadata is taken as being written, not corrupt. */
 const RECENT_WRITE_MS = 60_000;
@@ -594,7 +594,7 @@ async function copyHere(ctx: ReplicatorContext, f: WorkFile, nodes: Map<number, 
       .filter((r) => r.version === f.version && r.nodeId !== node.id)
       .map((r) => ({ r, n: nodes.get(r.nodeId) }))
       .filter((x) => x.n && x.n.state !== 'dead' && config.nodes[x.n.name])
-      .map((x) => ({ name: x.n!.name, path: x.r.path })),
+      .map((x) => ({ name: x.n!.name, nodeId: x.r.nodeId, path: x.r.path })),
   );
   if (!sources.length) {
     await recordProblem(store, { kind: 'missing-source', nodeId: node.id, fileId: f.id, path: f.path, detail: `no reachable current replica to copy from (config.nodes lists ${Object.keys(config.nodes).join(', ')})` });
@@ -667,6 +667,13 @@ async function copyHere(ctx: ReplicatorContext, f: WorkFile, nodes: Map<number, 
         // renamed or deleted meanwhile (a folder rename carries the source or the temp file away): not a fault, look again now
         const current = await getFileById(store, f.id);
         if (!current || current.deletedAt || current.path !== f.path) {
+          await enqueue(store, [f.id], 'changed', 0);
+          return;
+        }
+        // the source's own replica row moved or went meanwhile (its node applied a pending rename or
+        // dropped the copy): the bytes are elsewhere now, not lost — look again now
+        const row = (await replicasOf(store, f.id)).find((r) => r.nodeId === src.nodeId);
+        if (!row || row.path !== src.path || row.version !== f.version) {
           await enqueue(store, [f.id], 'changed', 0);
           return;
         }
