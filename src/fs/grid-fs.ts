@@ -625,8 +625,10 @@ export class GridFs {
     const stats = await Promise.all(nodes.map((n) => this.io.lstatOrNull(n, vpath).catch(() => null)));
     const ownId = meta?.type === 'file' ? meta.file.id : -1;
     const candidates = nodes.flatMap((node, i) => (stats[i]?.isFile() ? [{ node, st: stats[i]! }] : []));
-    // bytes another file's replica row names (a delete or rename still to be applied there by node_work) are that file's
-    const held = await Promise.all(candidates.map((h) => pathHeldOnNode(db, h.node.id, vpath, ownId)));
+    // with no live file here: bytes another file's replica row names (a delete or rename still to be applied there
+    // by node_work) are that file's, not a new one to register. With a live file the bytes are compared with it as
+    // they are (excluding some would make "no bytes anywhere" out of a file that has them)
+    const held = meta ? candidates.map(() => false) : await Promise.all(candidates.map((h) => pathHeldOnNode(db, h.node.id, vpath, ownId)));
     const holders = candidates.filter((_, i) => !held[i]);
     if (holders.length === 0) {
       const allAnswered = this.nodes.every((n) => n.state === 'dead' || this.io.usable(n));
