@@ -20,7 +20,7 @@
  * - `trash/YYYY-MM-DD/`, `aside/<timestamp>/`: deleted and kept-aside files.
  */
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, lstat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, lstat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import readline from 'node:readline';
 import { GeoError } from '../util/errors.js';

@@ -15,7 +15,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { open, readFile, writeFile, mkdir, chown, rm, stat, cp } from 'node:fs/promises';
+import { readFile, writeFile, mkdir, chown, rm, stat, cp } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { GeoError } from '../util/errors.js';

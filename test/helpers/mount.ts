@@ -172,3 +172,34 @@ export async function listTree(root: string): Promise<string[]> {
   await walk('');
   return out.sort();
 }
+
+/**
+ * A grid whose mount is GridFs in-process (no FUSE), for tests that need
+ * to hold a node call or run the recovery at a chosen moment. With
+ * `ownPostgres`, a PostgreSQL server of its own (embedded, own data folder)
+ * that the test may stop and start; `dataDir` says where.
+ */
+export async function inProcessGrid(t: Tap, opts: { nodes: number; ownPostgres?: string }) {
+  const { scratchDir } = await import('./db.js');
+  const { ensureEmbedded, stopEmbedded } = await import('../../src/embedded/server.js');
+  const { loadConfig } = await import('../../src/config/load.js');
+  const { GridFs } = await import('../../src/fs/grid-fs.js');
+  const { journalFile } = await import('../../src/fs/journal.js');
+  const { silentLogger } = await import('../../src/util/log.js');
+  let dataDir: string | null = null;
+  let url: string | undefined;
+  if (opts.ownPostgres) {
+    const dir = await scratchDir(opts.ownPostgres);
+    dataDir = dir;
+    url = (await ensureEmbedded(dir)).url;
+    t.teardown(() => stopEmbedded(dir));
+  }
+  const g = await makeGrid(t, { nodes: opts.nodes, ...(url ? { url } : {}) });
+  const config = await loadConfig({ configPath: g.configFile });
+  const store = await MetaStore.connect(g.url, { poolSize: 4, statementTimeoutMs: 5000 });
+  t.teardown(() => store.close());
+  const gfs = new GridFs({ config, store, log: silentLogger, journalFile: journalFile(config.dataDir, path.join(g.dir, 'mnt')), origin: 'regression' });
+  await gfs.start();
+  t.teardown(() => gfs.stop());
+  return { g, config, store, gfs, dataDir: dataDir! };
+}

@@ -21,29 +21,15 @@
 import t from 'tap';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { scratchDir, writeConfig } from '../helpers/db.js';
-import { makeGrid } from '../helpers/mount.js';
+import { writeConfig } from '../helpers/db.js';
+import { inProcessGrid } from '../helpers/mount.js';
 import { cliProcess } from '../helpers/cli.js';
 import { ensureEmbedded, stopEmbedded } from '../../src/embedded/server.js';
-import { loadConfig } from '../../src/config/load.js';
-import { MetaStore } from '../../src/meta/store.js';
-import { GridFs } from '../../src/fs/grid-fs.js';
-import { journalFile } from '../../src/fs/journal.js';
 import { lookup, recordReplica } from '../../src/meta/files.js';
 import { listNodes } from '../../src/meta/nodes.js';
-import { silentLogger } from '../../src/util/log.js';
 
 t.test('a delete made while the database was away stays a delete when a replicator copied the file meanwhile', async (t) => {
-  const dataDir = await scratchDir('outage-delete-');
-  const { url } = await ensureEmbedded(dataDir);
-  t.teardown(() => stopEmbedded(dataDir));
-  const g = await makeGrid(t, { nodes: 2, url });
-  const config = await loadConfig({ configPath: g.configFile });
-  const store = await MetaStore.connect(url, { poolSize: 4, statementTimeoutMs: 5000 });
-  t.teardown(() => store.close());
-  const gfs = new GridFs({ config, store, log: silentLogger, journalFile: journalFile(config.dataDir, path.join(g.dir, 'mnt')), origin: 'regression' });
-  await gfs.start();
-  t.teardown(() => gfs.stop());
+  const { g, config, gfs, dataDir } = await inProcessGrid(t, { nodes: 2, ownPostgres: 'outage-delete-' });
   // the recovery runs when this test says so (the mount's 1 s timer would race with the replicator below)
   const recover = gfs.tryRecover.bind(gfs);
   gfs.tryRecover = async () => undefined;
@@ -80,7 +66,7 @@ t.test('a delete made while the database was away stays a delete when a replicat
   // that node's replicator removes it
   const cfgDir = path.join(g.dir, 'cfg', other);
   await fs.mkdir(cfgDir, { recursive: true });
-  const nodeConfig = await writeConfig(cfgDir, { dataDir: config.dataDir, database: { url }, nodes: g.nodes, host: { node: other }, replicator: { minFreeBytes: 0 } });
+  const nodeConfig = await writeConfig(cfgDir, { dataDir: config.dataDir, database: { url: g.url }, nodes: g.nodes, host: { node: other }, replicator: { minFreeBytes: 0 } });
   const run = await cliProcess(['replicator', 'replicate', '-q', '-c', nodeConfig], { cwd: g.dir });
   t.equal(run.code, 0, 'replicate ran', { out: run.stdout + run.stderr });
   t.equal(await fs.stat(path.join(g.nodes[other]!, 'gone.txt')).catch(() => null), null, 'the copy is gone from the other node');

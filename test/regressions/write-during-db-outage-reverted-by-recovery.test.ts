@@ -20,14 +20,9 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { constants } from 'node:fs';
-import { scratchDir } from '../helpers/db.js';
-import { makeGrid, sleep } from '../helpers/mount.js';
+import { inProcessGrid, sleep } from '../helpers/mount.js';
 import { ensureEmbedded, stopEmbedded } from '../../src/embedded/server.js';
-import { loadConfig } from '../../src/config/load.js';
-import { MetaStore } from '../../src/meta/store.js';
 import { GridFs } from '../../src/fs/grid-fs.js';
-import { journalFile } from '../../src/fs/journal.js';
-import { silentLogger } from '../../src/util/log.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
@@ -40,16 +35,7 @@ async function writeFile(gfs: GridFs, vpath: string, text: string, create: boole
 }
 
 t.test('a change made while the database is away is finished before the recovery reconciles its path', async (t) => {
-  const dataDir = await scratchDir('outage-commit-');
-  const { url } = await ensureEmbedded(dataDir);
-  t.teardown(() => stopEmbedded(dataDir));
-  const g = await makeGrid(t, { nodes: 1, url });
-  const config = await loadConfig({ configPath: g.configFile });
-  const store = await MetaStore.connect(url, { poolSize: 4, statementTimeoutMs: 5000 });
-  t.teardown(() => store.close());
-  const gfs = new GridFs({ config, store, log: silentLogger, journalFile: journalFile(config.dataDir, path.join(g.dir, 'mnt')), origin: 'regression' });
-  await gfs.start();
-  t.teardown(() => gfs.stop());
+  const { g, gfs, dataDir } = await inProcessGrid(t, { nodes: 1, ownPostgres: 'outage-commit-' });
 
   await writeFile(gfs, '/a.txt', 'old bytes', true);
   const before = await g.store.query<{ checksum: string }>('SELECT checksum FROM files WHERE path = $1', ['/a.txt']);
