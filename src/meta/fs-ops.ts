@@ -129,7 +129,9 @@ export interface RenameResult {
  * replaces an empty folder; EISDIR/ENOTDIR/ENOTEMPTY/EINVAL otherwise, EBUSY
  * for the root. Tombstones are left at the old paths. Replica paths are
  * moved for `handledNodeIds` (renamed on those nodes); the others stay
- * pending. ENOENT when `from` is unknown to metadata.
+ * pending. For a folder, every replica row under it on a handled node moves
+ * (the node renamed the folder with whatever it held, pending renames and
+ * deletes included). ENOENT when `from` is unknown to metadata.
  */
 export async function renamePath(
   db: Queryable,

@@ -2,7 +2,8 @@
  * The namespace operations as they were before sql/0003 (one statement per
  * step, run from TypeScript in the caller's transaction), kept as the
  * reference the one-statement versions must match (fs-ops-equivalence.test).
- * Copied unchanged from src/meta/fs-ops.ts at 1df2502.
+ * Copied from src/meta/fs-ops.ts at 1df2502; the folder rename's replica
+ * update follows sql/0006.
  */
 import type { Queryable } from '../../src/meta/store.js';
 import { announce, ensureFolder, getFolder, getFile, nowUs, FILE_COLUMNS, FOLDER_COLUMNS, type FileRow, type FolderRow } from '../../src/meta/files.js';
@@ -133,9 +134,8 @@ export async function renamePath(
   const cut = from.length + 1; // substr() is 1-based: keep the part after `from`
   await renameTombstones(db, 'path >= $1 AND path < $2', [lo, hi]);
   await db.query(
-    `UPDATE replicas r SET path = $3 || substr(r.path, $4)
-       FROM files f WHERE f.id = r.file_id AND f.deleted_at IS NULL AND f.path >= $1 AND f.path < $2
-        AND r.node_id = ANY($5::int[]) AND r.path = f.path`,
+    // since sql/0006: every row under the folder on a handled node (pending renames and deletes too)
+    `UPDATE replicas r SET path = $3 || substr(r.path, $4) WHERE r.node_id = ANY($5::int[]) AND r.path >= $1 AND r.path < $2`,
     [lo, hi, to, cut, handledNodeIds],
   );
   await db.query(`UPDATE files SET path = $3 || substr(path, $4), ctime_us = $5 WHERE deleted_at IS NULL AND path >= $1 AND path < $2`, [lo, hi, to, cut, now]);

@@ -45,3 +45,29 @@ t.test('rename of a subtree in one transaction, pending work for a node that was
   t.ok(gone, 'unlinked');
   t.same(await replicasOf(store, gone!.id), [], 'handled replicas dropped');
 });
+
+t.test('a folder rename moves every row under it on a handled node: pending renames and deletes too', async (t) => {
+  const { store } = await testStore(t);
+  const [n1, n2] = await ensureNodes(store, ['n1', 'n2']);
+  await commitFileVersion(store, v('/x/a', n1!.id));
+  await commitFileVersion(store, v('/out', n1!.id));
+  await commitFileVersion(store, v('/x/dead', n1!.id));
+  await commitFileVersion(store, v('/x2/sib', n1!.id));
+  const a = (await getFile(store, '/x/a'))!;
+  const out = (await getFile(store, '/out'))!;
+  const sib = (await getFile(store, '/x2/sib'))!;
+  // n1 has not applied a rename /x/old-a -> /x/a, nor /x/was-out -> /out; n2 holds /x/a where it belongs
+  await store.query(`UPDATE replicas SET path = '/x/old-a' WHERE file_id = $1 AND node_id = $2`, [a.id, n1!.id]);
+  await store.query(`UPDATE replicas SET path = '/x/was-out' WHERE file_id = $1 AND node_id = $2`, [out.id, n1!.id]);
+  await store.query('INSERT INTO replicas (file_id, node_id, version, path) VALUES ($1, $2, 1, $3)', [a.id, n2!.id, '/x/a']);
+  // a pending delete on n1: unlinked with no node handled
+  const dead = (await store.txn((tx) => unlinkFile(tx, '/x/dead', [])))!;
+  await store.txn((tx) => renamePath(tx, '/x', '/z', [n1!.id]));
+  const paths = async (id: number) => (await replicasOf(store, id)).map((r) => [r.nodeName, r.path]).sort();
+  t.same(await paths(a.id), [['n1', '/z/old-a'], ['n2', '/x/a']], "n1's pending rename moved with the folder; n2 (not handled) pending");
+  t.same(await paths(out.id), [['n1', '/z/was-out']], 'a pending row of a file outside the folder moved too');
+  t.same(await paths(dead.id), [['n1', '/z/dead']], 'a pending delete moved with its bytes');
+  t.same(await paths(sib.id), [['n1', '/x2/sib']], 'a sibling folder with the same prefix stays');
+  const work = await store.query<{ node_id: number; file_id: number }>('SELECT node_id, file_id FROM node_work ORDER BY file_id, node_id');
+  t.ok(work.some((w) => w.node_id === n1!.id && w.file_id === a.id), 'n1 still has the rename of /z/old-a to do');
+});
