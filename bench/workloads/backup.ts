@@ -16,7 +16,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { RoundPlanner, failReason, io, orderFor, Samples, timed, type BenchContext } from '../lib/context.js';
 import { onCleanup } from '../lib/cleanup.js';
-import { BENCH_DIST, check, childEnv, dropCaches, GEOGRIDFS_BIN, run, sleep, startDaemon, stopDaemon, type Daemon } from '../lib/proc.js';
+import { BENCH_DIST, check, childEnv, dropCaches, run, sleep, startDaemon, stopDaemon, type Daemon } from '../lib/proc.js';
 import { mixedSpec } from '../lib/sizes.js';
 import { TARGETS, type TargetId, type WorkloadResult } from '../lib/types.js';
 import { fmtSize, treeBytes, walkN1, writeSpec } from './replicate.js';

@@ -3,7 +3,7 @@
  * metadata (walk), batch replica writes, scrub order, safe removal of a
  * node's replica, and the node list as placement sees it.
  */
-import type { Queryable, MetaStore, TxnRunner } from './store.js';
+import type { Queryable, TxnRunner } from './store.js';
 
 /** Metadata about one local path of a node (walk). */
 export interface LocalPathInfo {

@@ -179,6 +179,15 @@ function statement(sql: string, params: readonly unknown[]): pg.QueryConfig {
   return { name, text: sql, values: params as unknown[] };
 }
 
+/** A checked-out pool connection (MetaStore.lease). */
+interface Lease {
+  readonly client: pg.PoolClient;
+  /** set when the connection failed: release() makes the pool drop it */
+  broken: boolean;
+  /** back to the pool (once; later calls do nothing) */
+  release(): void;
+}
+
 export class MetaStore implements Queryable {
   readonly pool: pg.Pool;
   readonly url: string;
@@ -223,21 +232,41 @@ export class MetaStore implements Queryable {
   }
 
   async query<T extends Row = Row>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
-    const client = await this.acquire();
-    let broken = false;
-    const onError = () => {
-      broken = true;
-    };
-    client.on('error', onError);
+    const lease = await this.lease();
     try {
-      return (await client.query<T>(statement(sql, params))).rows;
+      return (await lease.client.query<T>(statement(sql, params))).rows;
     } catch (err) {
-      if (isConnectionError(err)) broken = true;
+      if (isConnectionError(err)) lease.broken = true;
       throw err;
     } finally {
-      client.off('error', onError);
-      client.release(broken);
+      lease.release();
     }
+  }
+
+  /**
+   * A connection checked out of the pool, marked broken when it reports an
+   * error (a connection lost while checked out surfaces as the failing
+   * query's rejection; its 'error' event must not become an uncaught
+   * exception) so that release() makes the pool drop it.
+   */
+  private async lease(): Promise<Lease> {
+    const client = await this.acquire();
+    let released = false;
+    const onError = () => {
+      lease.broken = true;
+    };
+    const lease: Lease = {
+      client,
+      broken: false,
+      release: () => {
+        if (released) return;
+        released = true;
+        client.off('error', onError);
+        client.release(lease.broken);
+      },
+    };
+    client.on('error', onError);
+    return lease;
   }
 
   /**
@@ -271,40 +300,11 @@ export class MetaStore implements Queryable {
    * `attempts` times; any other error rolls back and is thrown.
    */
   async txn<T>(fn: (tx: Queryable) => Promise<T>, opts: TxnOptions = {}): Promise<T> {
-    const attempts = opts.attempts ?? 8;
-    for (let attempt = 1; ; attempt++) {
-      const client = await this.acquire();
-      let broken = false;
-      // a connection lost mid-transaction surfaces as the failing query's
-      // rejection; the 'error' event must not become an uncaught exception
-      const onError = () => {
-        broken = true;
-      };
-      client.on('error', onError);
-      try {
-        await client.query(opts.isolation ? `BEGIN ISOLATION LEVEL ${opts.isolation.toUpperCase()}` : 'BEGIN');
-        const tx: Queryable = {
-          query: async <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => (await client.query<R>(statement(sql, params))).rows,
-        };
-        const result = await fn(tx);
-        await client.query('COMMIT');
-        return result;
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => {
-          broken = true;
-        });
-        const code = (err as { code?: string }).code;
-        if (code && RETRYABLE.has(code) && attempt < attempts) {
-          const delay = Math.min(1000, 5 * 2 ** attempt) * (0.5 + Math.random());
-          this.log.debug({ code, attempt, delay }, 'transaction conflict, retrying');
-          await sleep(delay);
-          continue;
-        }
-        throw err;
-      } finally {
-        client.off('error', onError);
-        client.release(broken);
-      }
+    const lease = await this.lease();
+    try {
+      return await this.txnOn(lease, fn, opts);
+    } finally {
+      lease.release();
     }
   }
 
@@ -321,22 +321,14 @@ export class MetaStore implements Queryable {
     const set = lockSet(paths);
     const locks = set.locks;
     const exclusive = opts.shared ? set.exclusive.map(() => false) : set.exclusive;
-    let client: pg.PoolClient;
+    let lease: Lease;
     try {
-      client = await this.acquire();
+      lease = await this.lease();
     } catch (err) {
       if (!isConnectionError(err)) throw err; // a busy pool, not an unreachable database
       throw new PathLockUnavailable(false, { cause: err });
     }
-    let broken = false;
-    const onError = () => {
-      broken = true;
-    };
-    client.on('error', onError);
-    const done = () => {
-      client.off('error', onError);
-      client.release(broken);
-    };
+    const client = lease.client;
     try {
       if (opts.mode === 'wait') {
         await client.query(statement(LOCK_SQL, [locks, exclusive]));
@@ -348,29 +340,29 @@ export class MetaStore implements Queryable {
           const keys = row.k.filter((_, i) => row.got[i]);
           const modes = row.e.filter((_, i) => row.got[i]);
           if (keys.length) await client.query(statement(UNLOCK_KEYS_SQL, [keys, modes]));
-          done();
+          lease.release();
           throw new PathLockUnavailable(true);
         }
       }
     } catch (err) {
       if (err instanceof PathLockUnavailable) throw err;
-      broken = true; // whatever it held goes with the connection
-      done();
+      lease.broken = true; // whatever it held goes with the connection
+      lease.release();
       if (isConnectionError(err)) throw new PathLockUnavailable(false, { cause: err });
       throw err;
     }
     const unlock = async () => {
       try {
-        if (!broken) await client.query(statement(UNLOCK_SQL, [locks, exclusive]));
+        if (!lease.broken) await client.query(statement(UNLOCK_SQL, [locks, exclusive]));
       } catch {
-        broken = true; // the server drops a broken session's locks
+        lease.broken = true; // the server drops a broken session's locks
       } finally {
-        done();
+        lease.release();
       }
     };
     const db: LockedDb = {
       query: async <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => (await client.query<R>(statement(sql, params))).rows,
-      txn: (f, o) => this.txnOn(client, f, o),
+      txn: (f, o) => this.txnOn(lease, f, o),
     };
     let result: T;
     try {
@@ -384,23 +376,35 @@ export class MetaStore implements Queryable {
     return result;
   }
 
-  /** A transaction on a connection the caller holds (path locks), retried like txn(). */
-  private async txnOn<T>(client: pg.PoolClient, fn: (tx: Queryable) => Promise<T>, opts: TxnOptions = {}): Promise<T> {
+  /**
+   * Run `fn` in one transaction on a checked-out connection. Serialization
+   * failures and deadlocks roll back and retry the whole function (so `fn`
+   * must have no side effects outside the database), with exponential
+   * backoff and jitter, up to `attempts` times; any other error, or a
+   * rollback that fails (the connection is gone), is thrown.
+   */
+  private async txnOn<T>(lease: Lease, fn: (tx: Queryable) => Promise<T>, opts: TxnOptions = {}): Promise<T> {
     const attempts = opts.attempts ?? 8;
+    const client = lease.client;
     const tx: Queryable = {
       query: async <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => (await client.query<R>(statement(sql, params))).rows,
     };
     for (let attempt = 1; ; attempt++) {
-      await client.query(opts.isolation ? `BEGIN ISOLATION LEVEL ${opts.isolation.toUpperCase()}` : 'BEGIN');
       try {
+        await client.query(opts.isolation ? `BEGIN ISOLATION LEVEL ${opts.isolation.toUpperCase()}` : 'BEGIN');
         const result = await fn(tx);
         await client.query('COMMIT');
         return result;
       } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
+        await client.query('ROLLBACK').catch(() => {
+          lease.broken = true;
+        });
+        if (isConnectionError(err)) lease.broken = true;
         const code = (err as { code?: string }).code;
-        if (code && RETRYABLE.has(code) && attempt < attempts) {
-          await sleep(Math.min(1000, 5 * 2 ** attempt) * (0.5 + Math.random()));
+        if (!lease.broken && code && RETRYABLE.has(code) && attempt < attempts) {
+          const delay = Math.min(1000, 5 * 2 ** attempt) * (0.5 + Math.random());
+          this.log.debug({ code, attempt, delay }, 'transaction conflict, retrying');
+          await sleep(delay);
           continue;
         }
         throw err;
