@@ -41,7 +41,7 @@ import { makeClassifier, type Classifier } from '../util/classify.js';
 import type { Logger } from '../util/log.js';
 import { joinVirtual, parentOf } from '../util/vpath.js';
 import { MetaCache, type CacheMirror, type Known } from './cache.js';
-import { FsError, isTimeout } from './errors.js';
+import { FsError } from './errors.js';
 import { HandleTable, type ReadHandle, type WriteHandle } from './handles.js';
 import { Journal, type JournalRecord, type Stamped } from './journal.js';
 import { IntentLog, isChange, type ChangeIntent, type Intent } from './intents.js';
@@ -396,16 +396,32 @@ export class GridFs {
 
   // ---------------------------------------------------------------- publishing writes
 
-  /** Rename a writer's temp over its path on the node (making the folders again if another mount removed them). */
-  private async publish(node: StorageNode, tmp: string, target: string): Promise<void> {
-    await this.ensureNodeDir(node, parentOf(target));
-    try {
-      await this.io.rename(node, tmp, target);
-    } catch (err) {
-      if (codeOf(err) !== 'ENOENT' || !(await this.io.lstatOrNull(node, tmp))) throw err;
-      this.forgetNodeDirs(parentOf(target));
-      await this.ensureNodeDir(node, parentOf(target));
-      await this.io.rename(node, tmp, target);
+  /** Rename a writer's temp over its path on the node. */
+  private publish(node: StorageNode, tmp: string, target: string): Promise<void> {
+    return this.moveOnNode(node, tmp, target);
+  }
+
+  /**
+   * rename(2) on a node, making `to`'s folders there first — again when
+   * they went away although this mount made them (another mount's rmdir, a
+   * replicator pruning folders it emptied). ENOENT means `from` is not on
+   * the node (callers count such a node as having nothing to move); a
+   * missing destination folder that cannot be made is an error, never
+   * ENOENT: taken for "nothing here", it made metadata say the bytes moved
+   * while they stayed at the old path.
+   */
+  private async moveOnNode(node: StorageNode, from: string, to: string): Promise<void> {
+    await this.ensureNodeDir(node, parentOf(to));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.io.rename(node, from, to);
+        return;
+      } catch (err) {
+        if (codeOf(err) !== 'ENOENT' || !(await this.io.lstatOrNull(node, from))) throw err;
+        if (attempt === 3) throw new FsError('EIO', `rename ${from} -> ${to} on ${node.name}: the destination folder keeps going away`);
+        this.forgetNodeDirs(parentOf(to));
+        await this.ensureNodeDir(node, parentOf(to));
+      }
     }
   }
 
@@ -493,6 +509,39 @@ export class GridFs {
     );
   }
 
+  /** unlink's step on one node: its replica's node path (`paths`, default the path) and anything at the path itself. */
+  private async unlinkOnNode(node: StorageNode, vpath: string, paths: ReadonlyMap<string, string>): Promise<void> {
+    const p = paths.get(node.name) ?? vpath;
+    await this.io.unlink(node, p);
+    if (p !== vpath) await this.io.unlink(node, vpath).catch(() => undefined);
+  }
+
+  /**
+   * rename's step on one node: the source (at its replica's node path) moves
+   * to `to`, replacing the destination's copy; a node without the source
+   * loses the destination's copy (a file replaced) or its empty folder.
+   * `finishing` (a change a killed run was applying): a node that held the
+   * source and has it no more was renamed already — its `to` is the renamed
+   * entry and stays.
+   */
+  private async renameOnNode(
+    node: StorageNode,
+    s: { from: string; to: string; srcPaths: ReadonlyMap<string, string>; dstPaths: ReadonlyMap<string, string>; srcIsDir: boolean; dstExists: boolean; finishing: boolean },
+  ): Promise<void> {
+    const srcPath = s.srcPaths.get(node.name) ?? s.from;
+    const dstPath = s.dstPaths.get(node.name);
+    if (await this.io.lstatOrNull(node, srcPath)) {
+      await this.moveOnNode(node, srcPath, s.to);
+      if (dstPath !== undefined && dstPath !== s.to) await this.io.unlink(node, dstPath).catch(() => undefined);
+    } else if (s.finishing) {
+      // never held the source: the replaced destination's copy goes, as the rename would have done
+      if (!s.srcIsDir && !s.srcPaths.has(node.name) && dstPath !== undefined) await this.io.unlink(node, dstPath);
+    } else if (s.dstExists) {
+      if (s.srcIsDir) await this.io.rmdir(node, s.to).catch(() => undefined);
+      else await this.io.unlink(node, dstPath ?? s.to);
+    }
+  }
+
   /**
    * Finish an unlink or rename that a previous run (or a failed call) was
    * applying to the nodes when it stopped, before its metadata record: the
@@ -514,29 +563,14 @@ export class GridFs {
           : meta?.type === 'folder' && meta.folder.id === i.folderId;
       if (!same) return;
       if (i.kind === 'unlink') {
-        const { handled } = await this.onEveryNode(`unlink ${i.path}`, async (node) => {
-          const p = i.paths[node.name] ?? i.path;
-          await this.io.unlink(node, p);
-          if (p !== i.path) await this.io.unlink(node, i.path).catch(() => undefined);
-        });
+        const { handled } = await this.onEveryNode(`unlink ${i.path}`, (node) => this.unlinkOnNode(node, i.path, new Map(Object.entries(i.paths))));
         await this.mutate({ op: 'unlink', path: i.path, nodes: handled, paths: handled.map((n) => i.paths[n] ?? i.path) }, db);
       } else {
         const to = i.to!;
         const dir = i.folderId !== null;
-        const dstPaths = i.dstPaths ?? {};
-        const { handled } = await this.onEveryNode(`rename ${i.path}`, async (node) => {
-          const srcPath = i.paths[node.name] ?? i.path;
-          const has = await this.io.lstatOrNull(node, srcPath);
-          if (has) {
-            await this.ensureNodeDir(node, parentOf(to));
-            await this.io.rename(node, srcPath, to);
-            if (dstPaths[node.name] && dstPaths[node.name] !== to) await this.io.unlink(node, dstPaths[node.name]!).catch(() => undefined);
-          } else if (!dir && !(node.name in i.paths) && node.name in dstPaths) {
-            // never held the source: the replaced destination's copy goes, as the rename would have done
-            await this.io.unlink(node, dstPaths[node.name]!);
-          }
-          // else: held the source and has it no more — already renamed on this node
-        });
+        const dstPaths = new Map(Object.entries(i.dstPaths ?? {}));
+        const step = { from: i.path, to, srcPaths: new Map(Object.entries(i.paths)), dstPaths, srcIsDir: dir, dstExists: dstPaths.size > 0, finishing: true };
+        const { handled } = await this.onEveryNode(`rename ${i.path}`, (node) => this.renameOnNode(node, step));
         this.forgetNodeDirs(i.path);
         this.forgetNodeDirs(to);
         await this.mutate({ op: 'rename', from: i.path, to, nodes: handled, paths: dir ? undefined : handled.map((n) => i.paths[n] ?? i.path) }, db);
@@ -2003,11 +2037,7 @@ export class GridFs {
     const reps = r ? await this.replicaPaths(r) : new Map<string, string>();
     await this.locked([vpath, ...reps.values()], (db) =>
       this.withChangeIntent({ kind: 'unlink', path: vpath, ...this.entryOf(r), paths: Object.fromEntries(reps) }, async () => {
-        const { handled, absent } = await this.onEveryNode(`unlink ${vpath}`, async (node) => {
-          const p = reps.get(node.name) ?? vpath;
-          await this.io.unlink(node, p);
-          if (p !== vpath) await this.io.unlink(node, vpath).catch(() => undefined);
-        });
+        const { handled, absent } = await this.onEveryNode(`unlink ${vpath}`, (node) => this.unlinkOnNode(node, vpath, reps));
         this.forgetReplicas(vpath);
         this.handles.unlinked(vpath);
         if (!r || r.src === 'meta' || !this.metaUp) await this.mutate({ op: 'unlink', path: vpath, nodes: handled, paths: handled.map((n) => reps.get(n) ?? vpath), absent }, db);
@@ -2095,19 +2125,8 @@ export class GridFs {
       }
       const intent = { kind: 'rename' as const, path: from, to, ...this.entryOf(src), paths: Object.fromEntries(reps), dstPaths: Object.fromEntries(dstReps) };
       await this.withChangeIntent(intent, async () => {
-        const { handled, absent } = await this.onEveryNode(`rename ${from}`, async (node) => {
-          const srcPath = reps.get(node.name) ?? from;
-          const has = await this.io.lstatOrNull(node, srcPath);
-          if (has) {
-            await this.ensureNodeDir(node, parentOf(to));
-            await this.io.rename(node, srcPath, to);
-            if (dstReps.has(node.name) && dstReps.get(node.name) !== to) await this.io.unlink(node, dstReps.get(node.name)!).catch(() => undefined);
-          } else if (dst) {
-            const dstPath = dstReps.get(node.name) ?? to;
-            if (srcIsDir) await this.io.rmdir(node, to).catch(() => undefined);
-            else await this.io.unlink(node, dstPath);
-          }
-        });
+        const step = { from, to, srcPaths: reps, dstPaths: dstReps, srcIsDir, dstExists: Boolean(dst), finishing: false };
+        const { handled, absent } = await this.onEveryNode(`rename ${from}`, (node) => this.renameOnNode(node, step));
         this.forgetNodeDirs(from);
         this.forgetNodeDirs(to);
         this.forgetReplicas(from);
