@@ -2038,6 +2038,7 @@ export class GridFs {
     await this.locked([vpath, ...reps.values()], (db) =>
       this.withChangeIntent({ kind: 'unlink', path: vpath, ...this.entryOf(r), paths: Object.fromEntries(reps) }, async () => {
         const { handled, absent } = await this.onEveryNode(`unlink ${vpath}`, (node) => this.unlinkOnNode(node, vpath, reps));
+        this.log.debug({ op: 'unlink', path: vpath, fileId: r?.src === 'meta' && r.known.type === 'file' ? r.known.file.id : null, nodePaths: Object.fromEntries(reps), handled, absent }, 'mount: unlinked on the nodes');
         this.forgetReplicas(vpath);
         this.handles.unlinked(vpath);
         if (!r || r.src === 'meta' || !this.metaUp) await this.mutate({ op: 'unlink', path: vpath, nodes: handled, paths: handled.map((n) => reps.get(n) ?? vpath), absent }, db);
@@ -2127,6 +2128,7 @@ export class GridFs {
       await this.withChangeIntent(intent, async () => {
         const step = { from, to, srcPaths: reps, dstPaths: dstReps, srcIsDir, dstExists: Boolean(dst), finishing: false };
         const { handled, absent } = await this.onEveryNode(`rename ${from}`, (node) => this.renameOnNode(node, step));
+        this.log.debug({ op: 'rename', from, to, folder: srcIsDir, fileId: intent.fileId, nodePaths: intent.paths, dstPaths: intent.dstPaths, handled, absent }, 'mount: renamed on the nodes');
         this.forgetNodeDirs(from);
         this.forgetNodeDirs(to);
         this.forgetReplicas(from);

@@ -241,16 +241,20 @@ export interface NodeWorkItem {
   mtimeUs: number;
 }
 
-/** This node's pending deletes/renames (index node_work pkey), after `afterFileId`. */
-export async function nodeWork(db: Queryable, nodeId: number, afterFileId: number, limit: number): Promise<NodeWorkItem[]> {
-  return db.query<NodeWorkItem & Record<string, unknown>>(
-    `SELECT w.file_id AS "fileId", r.path AS "nodePath", f.path AS "filePath", (f.deleted_at IS NOT NULL) AS deleted,
+const NODE_WORK_SELECT = `SELECT w.file_id AS "fileId", r.path AS "nodePath", f.path AS "filePath", (f.deleted_at IS NOT NULL) AS deleted,
             coalesce(r.version = f.version, false) AS current, f.size, f.mtime_us AS "mtimeUs"
        FROM node_work w JOIN files f ON f.id = w.file_id
-       LEFT JOIN replicas r ON r.file_id = w.file_id AND r.node_id = w.node_id
-      WHERE w.node_id = $1 AND w.file_id > $2 ORDER BY w.file_id LIMIT $3`,
-    [nodeId, afterFileId, limit],
-  );
+       LEFT JOIN replicas r ON r.file_id = w.file_id AND r.node_id = w.node_id`;
+
+/** This node's pending deletes/renames (index node_work pkey), after `afterFileId`. */
+export async function nodeWork(db: Queryable, nodeId: number, afterFileId: number, limit: number): Promise<NodeWorkItem[]> {
+  return db.query<NodeWorkItem & Record<string, unknown>>(`${NODE_WORK_SELECT} WHERE w.node_id = $1 AND w.file_id > $2 ORDER BY w.file_id LIMIT $3`, [nodeId, afterFileId, limit]);
+}
+
+/** One file's pending item on this node as it is now (null when none is pending). */
+export async function nodeWorkItem(db: Queryable, nodeId: number, fileId: number): Promise<NodeWorkItem | null> {
+  const rows = await db.query<NodeWorkItem & Record<string, unknown>>(`${NODE_WORK_SELECT} WHERE w.node_id = $1 AND w.file_id = $2`, [nodeId, fileId]);
+  return rows[0] ?? null;
 }
 
 /** Another live file's replica on this node sits at `nodePath` (then a pending delete must not unlink it). */

@@ -22,7 +22,7 @@ import { rank } from './rendezvous.js';
 import { placementNodes, dropReplica, type DropReason } from '../meta/replicas.js';
 import { heartbeat } from '../meta/nodes.js';
 import {
-  claimCopies, clearOverReplicated, deferQueued, dueWork, enqueue, enqueue as enqueueNow, expireClaims, finishNodeWork, markOverReplicated, moveReplicaLocked, nodeWork, underFileLock,
+  claimCopies, clearOverReplicated, deferQueued, dueWork, enqueue, enqueue as enqueueNow, expireClaims, finishNodeWork, markOverReplicated, moveReplicaLocked, nodeWork, nodeWorkItem, underFileLock,
   overReplicated, pathHeldOnNode, pathTakenOnNode, recordCopies, releaseClaims, releaseNodeClaims, removeQueued, renewClaims, workFiles, type NodeWorkItem, type QueueCursor, type QueueEntry, type WorkFile,
 } from '../meta/queue.js';
 import { recordProblem, resolveProblems } from '../meta/problems.js';
@@ -177,15 +177,29 @@ export async function applyNodeWork(ctx: ReplicatorContext, stats: ReplicateStat
     after = items[items.length - 1]!.fileId;
     for (const item of items) {
       try {
-        if (item.nodePath === null) {
-          await finishNodeWork(store, node.id, { fileId: item.fileId, newNodePath: null });
-          continue;
-        }
-        // both paths locked: a mount changing either now goes first, and this item waits for the next run
-        const done = await tryLocked(ctx, [item.nodePath, item.filePath], (db) => applyOne(ctx, db, item, stats));
-        if (!done) {
-          stats.deferred++;
-          log.debug({ fileId: item.fileId, path: item.nodePath }, 'replicate: pending work on a path in use; next pass');
+        // The item was read without locks: a mount may have moved the file or
+        // its bytes on this node since. Under the locks of the paths as read,
+        // it is read again; when it changed, its new paths are locked instead.
+        let seen: NodeWorkItem | null = item;
+        for (let attempt = 1; seen; attempt++) {
+          if (seen.nodePath === null) {
+            await finishNodeWork(store, node.id, { fileId: seen.fileId, newNodePath: null });
+            break;
+          }
+          const asRead: NodeWorkItem = seen;
+          // both paths locked: a mount changing either now goes first, and this item waits for the next run
+          const done = await tryLocked(ctx, [asRead.nodePath, asRead.filePath], async (db) => {
+            const now = await nodeWorkItem(db, node.id, asRead.fileId);
+            if (now && (now.nodePath !== asRead.nodePath || now.filePath !== asRead.filePath || now.deleted !== asRead.deleted)) return now;
+            if (now) await applyOne(ctx, db, now, stats);
+            return null;
+          });
+          if (!done || (done.value && attempt === 3)) {
+            stats.deferred++;
+            log.debug({ fileId: item.fileId, path: asRead.nodePath }, done ? 'replicate: pending work keeps changing; next pass' : 'replicate: pending work on a path in use; next pass');
+            break;
+          }
+          seen = done.value;
         }
       } catch (err) {
         stats.failed++;
@@ -222,18 +236,21 @@ async function applyOne(ctx: ReplicatorContext, db: LockedDb, item: NodeWorkItem
       log.debug({ fileId: item.fileId, from: item.nodePath, to: item.filePath }, 'replicate: pending rename');
       if (!(await moveReplicaLocked(db, node.id, item.fileId, item.nodePath, item.filePath, () => moveLocal(root, from, to)))) return;
       stats.renamesApplied++;
-    } else if (await exists(to)) {
+    } else if ((await bytesOfItem(to, item)) && !(await pathHeldOnNode(db, node.id, item.filePath, item.fileId))) {
+      // what sits at the new path is taken for this file's bytes only when no other row names it and, for the current version, size and mtime agree
+      log.debug({ fileId: item.fileId, from: item.nodePath, to: item.filePath, fromTaken }, 'replicate: pending rename found done already');
       await finishNodeWork(db, node.id, { fileId: item.fileId, newNodePath: item.filePath }); // moved already (folder rename)
       stats.renamesApplied++;
     } else {
       // a folder rename may have carried the bytes to a path that is neither
       const carried = await findCarriedCopy(ctx, db, item);
       if (carried) {
+        log.debug({ fileId: item.fileId, from: item.nodePath, to: item.filePath, carried }, 'replicate: pending rename: bytes found where a folder rename carried them');
         const moved = await tryLocked(ctx, [carried], (db2) => moveReplicaLocked(db2, node.id, item.fileId, item.nodePath!, item.filePath, () => moveLocal(root, onNode(root, carried), to)));
         if (moved?.value) stats.renamesApplied++;
         return;
       }
-      await dropReplica(db, item.fileId, node.id, 'missing');
+      await dropReplica(db, item.fileId, node.id, 'missing', item.nodePath);
       await finishNodeWork(db, node.id, { fileId: item.fileId, newNodePath: null });
       if (!fromTaken) {
         await recordProblem(db, { kind: 'missing-replica', nodeId: node.id, fileId: item.fileId, path: item.filePath, detail: `pending rename: ${item.nodePath} is not on ${node.name}; replica dropped` });
@@ -251,6 +268,13 @@ async function moveLocal(root: string, from: string, to: string): Promise<void> 
   await pruneEmptyParents(root, path.dirname(from));
 }
 
+/** A regular file at `local` that can be the item's bytes: of the current version, its size and mtime agree. */
+async function bytesOfItem(local: string, item: NodeWorkItem): Promise<boolean> {
+  const st = await lstat(local).catch(() => null);
+  if (!st?.isFile()) return false;
+  return !item.current || (st.size === item.size && Math.floor(st.mtimeMs) === Math.floor(item.mtimeUs / 1000));
+}
+
 /**
  * A pending rename whose bytes are at neither path: look where a folder
  * rename may have carried them (movedPathCandidates). A candidate counts only
@@ -261,8 +285,7 @@ async function moveLocal(root: string, from: string, to: string): Promise<void> 
 async function findCarriedCopy(ctx: ReplicatorContext, db: Queryable, item: NodeWorkItem): Promise<string | null> {
   if (!item.current || item.nodePath === null) return null;
   for (const c of movedPathCandidates(item.nodePath, item.filePath)) {
-    const st = await lstat(onNode(ctx.root, c)).catch(() => null);
-    if (!st || !st.isFile() || st.size !== item.size || Math.floor(st.mtimeMs) !== Math.floor(item.mtimeUs / 1000)) continue;
+    if (!(await bytesOfItem(onNode(ctx.root, c), item))) continue;
     if (await pathHeldOnNode(db, ctx.node.id, c, item.fileId)) continue;
     if (await getFile(db, c)) continue;
     return c;

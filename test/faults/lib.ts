@@ -302,6 +302,15 @@ export class Model {
   uncertainDirs = new Set<string>();
   /** what happened to each path (for failure reports) */
   history = new Map<string, string[]>();
+  /** every operation that succeeded, in order: "time writer kind via paths" (for failure reports: see related) */
+  trace: string[] = [];
+  /** the trace lines naming a file or folder of `paths` (their own names, not the writers' roots) */
+  related(paths: Iterable<string>, max = 120): string[] {
+    const names = new Set<string>();
+    for (const p of paths) for (const c of p.split('/')) if (c && !/^w\d+$/.test(c)) names.add(c.split(' ')[0]!); // "f1-2 with space ☕": f1-2 is unique
+    const hit = (l: string) => l.split(/[ /]/).some((c) => names.has(c));
+    return this.trace.filter(hit).slice(-max);
+  }
   note(p: string, what: string): void {
     const h = this.history.get(p) ?? [];
     h.push(`${new Date().toISOString().slice(11, 23)} ${what}`);

@@ -47,7 +47,9 @@ for (const seed of seeds([1], [1, 2])) {
       FULL ? 150_000 : 45_000,
       1000,
     );
-    t.ok(converged, 'the replicators brought the grid to a clean fsck with every file at target', { lastFsck: lastFsck.slice(-3000), ...KNOWN });
+    // the paths a failure names, with what the writers did to them
+    const fsckPaths = (out: string) => out.split('\n').map((l) => l.split('\t')).filter((f) => f.length >= 3 && f[2]!.startsWith('/')).map((f) => f[2]!);
+    t.ok(converged, 'the replicators brought the grid to a clean fsck with every file at target', { lastFsck: lastFsck.slice(-3000), trace: converged ? [] : model.related(fsckPaths(lastFsck)), ...KNOWN });
     for (const w of watchers) t.ok(w.alive(), `${w.name} still running`, { output: w.output().slice(-2000) });
     await Promise.all(watchers.map((w) => w.stop()));
     await cronN3.stop();
@@ -55,13 +57,13 @@ for (const seed of seeds([1], [1, 2])) {
     t.equal(cronN1.stats.failures, 0, `overlapping replicate on n1: ${cronN1.stats.runs} runs, none failed`, { last: cronN1.stats.lastFailure, ...KNOWN });
 
     const full = await g.fsck(['--checksums', '--orphans']);
-    t.equal(full.code, 0, 'fsck --checksums --orphans is clean', { out: (full.stdout + full.stderr).slice(-3000), ...KNOWN });
+    t.equal(full.code, 0, 'fsck --checksums --orphans is clean', { out: (full.stdout + full.stderr).slice(-3000), trace: full.code === 0 ? [] : model.related(fsckPaths(full.stdout)), ...KNOWN });
     t.same(await underTarget(g), [], 'every file at its target', KNOWN);
 
     let verified = 0;
     for (const m of [a, b]) {
       const c = await compareTree(m.mountpoint, model);
-      t.ok(treeOk(c), `the tree through ${m.mountpoint} equals the model`, { check: { ...c, verified: undefined }, ...KNOWN });
+      t.ok(treeOk(c), `the tree through ${m.mountpoint} equals the model`, { check: { ...c, verified: undefined }, trace: treeOk(c) ? [] : model.related([...c.missing, ...c.wrong, ...c.extra]), ...KNOWN });
       verified += c.verified;
     }
 

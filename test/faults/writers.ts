@@ -104,6 +104,7 @@ export async function runWriters(o: WriterOptions): Promise<WriterStats> {
       else kind = 'read';
       const touched: { p: string; before: Buffer | null; after: Buffer | null }[] = [];
       let touchedDir: string | null = null;
+      let moved = '';
       const P = (v: string) => path.join(mnt, v);
       try {
         switch (kind) {
@@ -141,6 +142,7 @@ export async function runWriters(o: WriterOptions): Promise<WriterStats> {
             const to = r.chance(0.3) && files.length > 1 ? r.pick(files.filter((f) => f !== from)) : `${r.pick(dirs)}/r${w}-${n++}`;
             const data = m.files.get(from)!;
             touched.push({ p: from, before: data, after: null }, { p: to, before: m.files.get(to) ?? null, after: data });
+            moved = `${from} -> ${to}`;
             await fs.rename(P(from), P(to));
             m.files.delete(from);
             m.files.set(to, data);
@@ -182,6 +184,7 @@ export async function runWriters(o: WriterOptions): Promise<WriterStats> {
             const from = r.pick(movable);
             const targets = dirs.filter((d) => d !== from && !d.startsWith(from + '/') && d.split('/').length < 5);
             const to = `${r.pick(targets)}/m${w}-${n++}`;
+            moved = `${from} -> ${to}`;
             await fs.rename(P(from), P(to));
             m.renameDir(from, to);
             break;
@@ -194,6 +197,7 @@ export async function runWriters(o: WriterOptions): Promise<WriterStats> {
         stats.ops++;
         stats.byKind[kind] = (stats.byKind[kind] ?? 0) + 1;
         const via = mounts.length > 1 ? `mnt${mounts.indexOf(mnt)}` : 'mnt';
+        if (kind !== 'read') m.trace.push(`${new Date().toISOString().slice(11, 23)} w${w} ${kind} via ${via}: ${moved || touchedDir || touched.map((x) => x.p).join(' ')}`);
         for (const x of touched) m.note(x.p, `${kind} via ${via}: ${x.after === null ? 'gone' : `${x.after.length} bytes sha ${sha256(x.after).slice(0, 10)}`}`);
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
