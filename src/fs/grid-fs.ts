@@ -45,7 +45,7 @@ import { FsError } from './errors.js';
 import { HandleTable, type ReadHandle, type WriteHandle } from './handles.js';
 import { Journal, type JournalRecord, type Stamped } from './journal.js';
 import { IntentLog, isChange, type ChangeIntent, type Intent } from './intents.js';
-import { pathHeldOnNode, pathTakenOnNode } from '../meta/queue.js';
+import { enqueue, pathHeldOnNode, pathTakenOnNode } from '../meta/queue.js';
 import { PLACEMENT, READ, type PlacementCandidate, type ReadCandidate } from './policies/index.js';
 
 const S_IFDIR = 0o040000;
@@ -685,8 +685,11 @@ export class GridFs {
       // bytes that are not this version must be known as an older one (a replicator then refreshes or drops them)
       const unaccounted = other.some((h) => !rows.has(h.node.name) || current.has(h.node.name));
       if (meta.file.checksum === want.checksum && meta.file.size === want.size && !unaccounted) {
-        // metadata agrees: every node with these bytes counts
-        for (const h of same) if (current.get(h.node.name)?.path !== vpath) await recordReplica(db, meta.file.id, h.node.id, meta.file.version, vpath);
+        // metadata agrees: every node with these bytes counts (and a replicator looks at the count: copies
+        // replicated while the journal waited may now be more than the class wants)
+        const added = same.filter((h) => current.get(h.node.name)?.path !== vpath);
+        for (const h of added) await recordReplica(db, meta.file.id, h.node.id, meta.file.version, vpath);
+        if (added.length) await enqueue(db, [meta.file.id], 'reconciled');
         return;
       }
     }

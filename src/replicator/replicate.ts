@@ -30,7 +30,7 @@ import { copyToTemp, fsyncDir, placeTemp, removeCreatedDirs, removeStaleReplicaT
 import { onNode } from '../util/vpath.js';
 import { isConnectionError, type LockedDb, type Queryable } from '../meta/store.js';
 import { tryLocked } from './locks.js';
-import { getFile, getFileById, replicasOf } from '../meta/files.js';
+import { getFile, getFileById, recordReplica, replicasOf } from '../meta/files.js';
 
 /** A source modified this recently that does not match metadata is taken as being written, not corrupt. */
 const RECENT_WRITE_MS = 60_000;
@@ -215,7 +215,7 @@ async function applyOne(ctx: ReplicatorContext, db: LockedDb, item: NodeWorkItem
   if (item.nodePath === null) return;
   if (item.deleted) {
     const local = onNode(root, item.nodePath);
-    if (!(await pathTakenOnNode(db, node.id, item.nodePath, item.fileId))) {
+    if (!(await pathTakenOnNode(db, node.id, item.nodePath, item.fileId)) && !(await adoptedByLiveFile(ctx, db, local, item))) {
       log.debug({ fileId: item.fileId, nodePath: item.nodePath }, 'replicate: pending delete applied');
       await unlinkQuiet(local);
       await pruneEmptyParents(root, path.dirname(local));
@@ -266,6 +266,30 @@ async function moveLocal(root: string, from: string, to: string): Promise<void> 
   await mkdir(path.dirname(to), { recursive: true });
   await rename(from, to);
   await pruneEmptyParents(root, path.dirname(from));
+}
+
+/**
+ * The bytes at a deleted file's node path are another, live file's current
+ * version (same path, size and checksum): not yet recorded on this node — a
+ * mount replaying its journal after an outage registers them after the
+ * replicators saw the path, or a walk registered them under another file id
+ * meanwhile. They are recorded as that file's copy (and the file looked at
+ * for its count) instead of being deleted under it.
+ */
+async function adoptedByLiveFile(ctx: ReplicatorContext, db: Queryable, local: string, item: NodeWorkItem): Promise<boolean> {
+  if (item.nodePath === null) return false;
+  const live = await getFile(db, item.nodePath);
+  if (!live || live.id === item.fileId || live.kind !== 'file' || !live.checksum) return false;
+  // a row of its own on this node (elsewhere: a pending rename) says where its bytes are
+  if ((await db.query('SELECT 1 FROM replicas WHERE file_id = $1 AND node_id = $2', [live.id, ctx.node.id])).length) return false;
+  const st = await lstat(local).catch(() => null);
+  if (!st?.isFile() || st.size !== live.size) return false;
+  const h = await ctx.pool.hash(local).catch(() => null);
+  if (h?.checksum !== live.checksum) return false;
+  await recordReplica(db, live.id, ctx.node.id, live.version, item.nodePath);
+  await enqueueNow(db, [live.id], 'adopted');
+  ctx.log.info({ fileId: live.id, path: item.nodePath, deletedFileId: item.fileId }, "replicate: bytes a deleted file's row named are a live file's: recorded as its copy");
+  return true;
 }
 
 /** A regular file at `local` that can be the item's bytes: of the current version, its size and mtime agree. */
