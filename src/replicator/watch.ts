@@ -22,6 +22,9 @@ import { isConnectionError, type ListenHandle } from '../meta/store.js';
 
 export const WORK_CHANNEL = 'geogridfs_work';
 
+/** How long after a database outage files seen on the node wait before they are walked in. */
+export const REPLAY_GRACE_MS = 30_000;
+
 export interface WatchOptions {
   /** a pass at least this often (default 60 s) */
   intervalSec?: number;
@@ -44,6 +47,15 @@ export async function watch(ctx: ReplicatorContext, opts: WatchOptions = {}): Pr
   const touched = new Set<string>();
   let watcher: FSWatcher | null = null;
   let wake: (() => void) | null = null;
+  // Files that appear while the database is away, and right after it is back,
+  // are mostly a mount's changes made during the outage: its journal replay
+  // registers them (as the same files, with their history). Walking them
+  // first would register them a second time, under new ids. They wait until
+  // REPLAY_GRACE_MS after the last sign of the outage.
+  let walkHoldUntil = 0;
+  const holdWalks = () => {
+    walkHoldUntil = Math.max(walkHoldUntil, Date.now() + REPLAY_GRACE_MS);
+  };
 
   const schedule = (delay = debounceMs) => {
     wanted = true;
@@ -60,6 +72,7 @@ export async function watch(ctx: ReplicatorContext, opts: WatchOptions = {}): Pr
         await store.listen(channel, () => schedule(), {
           onReconnect: () => {
             log.info({ channel }, 'watch: database back; catching up');
+            holdWalks();
             schedule();
           },
         }),
@@ -122,7 +135,9 @@ export async function watch(ctx: ReplicatorContext, opts: WatchOptions = {}): Pr
       wanted = false;
       running = true;
       try {
-        if (touched.size) {
+        if (touched.size && Date.now() < walkHoldUntil) {
+          schedule(walkHoldUntil - Date.now()); // mounts replay their journals first
+        } else if (touched.size) {
           const paths = [...touched];
           touched.clear();
           for (const p of paths) {
@@ -151,6 +166,7 @@ export async function watch(ctx: ReplicatorContext, opts: WatchOptions = {}): Pr
           opts.onPass?.(s);
         }
       } catch (err) {
+        if (isConnectionError(err)) holdWalks();
         log.error({ err: (err as Error).message }, 'watch: pass failed; retrying');
         await writeHeartbeat(ctx).catch(() => undefined);
         schedule(5000);
