@@ -30,7 +30,7 @@ type MetaDb = Pick<MetaAccess, 'query' | 'txn'> | LockedDb;
 import { isConnectionError } from '../meta/store.js';
 import { commitFileVersion, listFolder, lookup, lookupWithReplicas, recordReplica, replicasOf, META_CHANNEL, type ReplicaRow, type FileRow, type FolderRow, type MetaChange, nowUs, announce } from '../meta/files.js';
 import {
-  commitVersionFast, folderHasChildren, knownReplicaPaths, makeFolder, makeFolderFast, makeSymlink, removeFolder, removeFolderFast, renamePath, renamePathFast,
+  commitVersionFast, folderHasChildren, knownReplicaPaths, makeFolder, makeFolderFast, nodesHoldingOthersAt, makeSymlink, removeFolder, removeFolderFast, renamePath, renamePathFast,
   setAttributes, setAttributesFast, unlinkFile, unlinkFileFast,
 } from '../meta/fs-ops.js';
 import { listNodes } from '../meta/nodes.js';
@@ -509,6 +509,31 @@ export class GridFs {
     );
   }
 
+  /**
+   * The nodes where a replica row of a file other than the rename's source
+   * and replaced destination names `to`: a rename or delete that node has
+   * not applied yet, its bytes still at `to`. Renaming onto them would
+   * destroy them — the only copy, when that file had no other. (Files only:
+   * a folder's rename onto a non-empty node folder fails by itself.)
+   */
+  private async occupiedAt(db: MetaDb, to: string, isDir: boolean, entries: (Resolved | null | undefined)[]): Promise<Set<string>> {
+    if (isDir) return new Set();
+    return this.occupiedIds(db, to, entries.flatMap((e) => (e?.src === 'meta' && e.known.type === 'file' ? [e.known.file.id] : [])));
+  }
+
+  private async occupiedIds(db: MetaDb, to: string, except: number[]): Promise<Set<string>> {
+    if (!this.metaUp) return new Set();
+    const ids = this.nodes.filter((n) => n.id > 0).map((n) => n.id);
+    try {
+      const held = await nodesHoldingOthersAt(db, ids, to, except);
+      return new Set(this.nodes.filter((n) => held.has(n.id)).map((n) => n.name));
+    } catch (err) {
+      if (!isConnectionError(err)) throw err;
+      this.enterDegraded(err);
+      return new Set();
+    }
+  }
+
   /** unlink's step on one node: its replica's node path (`paths`, default the path) and anything at the path itself. */
   private async unlinkOnNode(node: StorageNode, vpath: string, paths: ReadonlyMap<string, string>): Promise<void> {
     const p = paths.get(node.name) ?? vpath;
@@ -526,11 +551,23 @@ export class GridFs {
    */
   private async renameOnNode(
     node: StorageNode,
-    s: { from: string; to: string; srcPaths: ReadonlyMap<string, string>; dstPaths: ReadonlyMap<string, string>; srcIsDir: boolean; dstExists: boolean; finishing: boolean },
+    s: {
+      from: string;
+      to: string;
+      srcPaths: ReadonlyMap<string, string>;
+      dstPaths: ReadonlyMap<string, string>;
+      srcIsDir: boolean;
+      dstExists: boolean;
+      finishing: boolean;
+      /** nodes where another file's copy still sits at `to` (see occupiedAt) */
+      occupied: ReadonlySet<string>;
+    },
   ): Promise<void> {
     const srcPath = s.srcPaths.get(node.name) ?? s.from;
     const dstPath = s.dstPaths.get(node.name);
     if (await this.io.lstatOrNull(node, srcPath)) {
+      // not handled: this node's rename stays pending until its replicator has moved or deleted those bytes
+      if (s.occupied.has(node.name)) throw new FsError('EBUSY', `${s.to} on ${node.name} still holds another file's copy (a rename or delete its replicator has yet to apply)`);
       await this.moveOnNode(node, srcPath, s.to);
       if (dstPath !== undefined && dstPath !== s.to) await this.io.unlink(node, dstPath).catch(() => undefined);
     } else if (s.finishing) {
@@ -569,7 +606,10 @@ export class GridFs {
         const to = i.to!;
         const dir = i.folderId !== null;
         const dstPaths = new Map(Object.entries(i.dstPaths ?? {}));
-        const step = { from: i.path, to, srcPaths: new Map(Object.entries(i.paths)), dstPaths, srcIsDir: dir, dstExists: dstPaths.size > 0, finishing: true };
+        const dstMeta = dir ? null : await lookup(db, to);
+        const dstId = dstMeta?.type === 'file' ? dstMeta.file.id : null;
+        const occupied = dir ? new Set<string>() : await this.occupiedIds(db, to, [i.fileId, dstId].filter((x): x is number => x !== null));
+        const step = { from: i.path, to, srcPaths: new Map(Object.entries(i.paths)), dstPaths, srcIsDir: dir, dstExists: dstPaths.size > 0, finishing: true, occupied };
         const { handled } = await this.onEveryNode(`rename ${i.path}`, (node) => this.renameOnNode(node, step));
         this.forgetNodeDirs(i.path);
         this.forgetNodeDirs(to);
@@ -2129,7 +2169,8 @@ export class GridFs {
       }
       const intent = { kind: 'rename' as const, path: from, to, ...this.entryOf(src), paths: Object.fromEntries(reps), dstPaths: Object.fromEntries(dstReps) };
       await this.withChangeIntent(intent, async () => {
-        const step = { from, to, srcPaths: reps, dstPaths: dstReps, srcIsDir, dstExists: Boolean(dst), finishing: false };
+        const occupied = await this.occupiedAt(db, to, srcIsDir, [src, dst]);
+        const step = { from, to, srcPaths: reps, dstPaths: dstReps, srcIsDir, dstExists: Boolean(dst), finishing: false, occupied };
         const { handled, absent } = await this.onEveryNode(`rename ${from}`, (node) => this.renameOnNode(node, step));
         this.log.debug({ op: 'rename', from, to, folder: srcIsDir, fileId: intent.fileId, nodePaths: intent.paths, dstPaths: intent.dstPaths, handled, absent }, 'mount: renamed on the nodes');
         this.forgetNodeDirs(from);

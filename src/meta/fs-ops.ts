@@ -270,6 +270,21 @@ export async function knownReplicaPaths(db: Queryable, nodeIds: readonly number[
 }
 
 /**
+ * The nodes (of `nodeIds`) where a replica row of a file other than
+ * `exceptFileIds` names `path`: bytes still to be moved or deleted there by
+ * that node's replicator (a pending rename or delete), which a rename onto
+ * the path must not overwrite.
+ */
+export async function nodesHoldingOthersAt(db: Queryable, nodeIds: readonly number[], path: string, exceptFileIds: readonly number[]): Promise<Set<number>> {
+  if (nodeIds.length === 0) return new Set();
+  const rows = await db.query<{ node_id: number }>(
+    'SELECT DISTINCT node_id FROM replicas WHERE node_id = ANY($1::int[]) AND path = $2 AND file_id <> ALL($3::bigint[])',
+    [nodeIds, path, exceptFileIds],
+  );
+  return new Set(rows.map((r) => r.node_id));
+}
+
+/**
  * The mount's hot path: register a file version in ONE statement (one round
  * trip, its own transaction) with the same effect as commitFileVersion
  * followed by announce: insert or bump the live row, this node's replica
