@@ -292,6 +292,16 @@ async function adoptedByLiveFile(ctx: ReplicatorContext, db: Queryable, local: s
   return true;
 }
 
+/**
+ * Wait until no process holds `paths` (or a folder above them) for a change:
+ * a shared grid-wide lock taken and given back at once. Holding no lock of
+ * its own meanwhile, the caller cannot deadlock; a wait that fails (database
+ * trouble, statement time-out) is not an error here.
+ */
+async function changesSettled(ctx: ReplicatorContext, paths: string[]): Promise<void> {
+  await ctx.store.withPathLocks(paths, { mode: 'wait', shared: true }, async () => undefined).catch(() => undefined);
+}
+
 /** A regular file at `local` that can be the item's bytes: of the current version, its size and mtime agree. */
 async function bytesOfItem(local: string, item: NodeWorkItem): Promise<boolean> {
   const st = await lstat(local).catch(() => null);
@@ -711,6 +721,9 @@ async function copyHere(ctx: ReplicatorContext, f: WorkFile, nodes: Map<number, 
     } catch (err) {
       errors.push(`${src.name}: ${(err as Error).message}`);
       if (!(err instanceof SourceMismatchError)) {
+        // a mount may be between moving the bytes (a rename of the file or a folder above it) and its
+        // metadata commit: wait for its path locks (shared: only a change in progress is waited for), then look
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') await changesSettled(ctx, [f.path, src.path]);
         // renamed or deleted meanwhile (a folder rename carries the source or the temp file away): not a fault, look again now
         const current = await getFileById(store, f.id);
         if (!current || current.deletedAt || current.path !== f.path) {

@@ -9,7 +9,7 @@ t.test('losing the connection that holds an advisory lock is reported, not throw
   const lostErrors: Error[] = [];
   const release = await store.tryAdvisoryLock('regression:lock', { onLost: (e) => lostErrors.push(e) });
   t.ok(release, 'lock taken');
-  await store.query(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid()`);
+  await store.query(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid() AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`);
   for (let i = 0; i < 50 && lostErrors.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
   t.equal(lostErrors.length, 1, 'onLost told once');
   await release!();
