@@ -516,16 +516,11 @@ export class GridFs {
    * destroy them — the only copy, when that file had no other. (Files only:
    * a folder's rename onto a non-empty node folder fails by itself.)
    */
-  private async occupiedAt(db: MetaDb, to: string, isDir: boolean, entries: (Resolved | null | undefined)[]): Promise<Set<string>> {
-    if (isDir) return new Set();
-    return this.occupiedIds(db, to, entries.flatMap((e) => (e?.src === 'meta' && e.known.type === 'file' ? [e.known.file.id] : [])));
-  }
-
-  private async occupiedIds(db: MetaDb, to: string, except: number[]): Promise<Set<string>> {
+  private async occupiedAt(db: MetaDb, to: string, except: (number | null)[]): Promise<Set<string>> {
     if (!this.metaUp) return new Set();
     const ids = this.nodes.filter((n) => n.id > 0).map((n) => n.id);
     try {
-      const held = await nodesHoldingOthersAt(db, ids, to, except);
+      const held = await nodesHoldingOthersAt(db, ids, to, except.filter((x): x is number => x !== null));
       return new Set(this.nodes.filter((n) => held.has(n.id)).map((n) => n.name));
     } catch (err) {
       if (!isConnectionError(err)) throw err;
@@ -607,8 +602,7 @@ export class GridFs {
         const dir = i.folderId !== null;
         const dstPaths = new Map(Object.entries(i.dstPaths ?? {}));
         const dstMeta = dir ? null : await lookup(db, to);
-        const dstId = dstMeta?.type === 'file' ? dstMeta.file.id : null;
-        const occupied = dir ? new Set<string>() : await this.occupiedIds(db, to, [i.fileId, dstId].filter((x): x is number => x !== null));
+        const occupied = dir ? new Set<string>() : await this.occupiedAt(db, to, [i.fileId, dstMeta?.type === 'file' ? dstMeta.file.id : null]);
         const step = { from: i.path, to, srcPaths: new Map(Object.entries(i.paths)), dstPaths, srcIsDir: dir, dstExists: dstPaths.size > 0, finishing: true, occupied };
         const { handled } = await this.onEveryNode(`rename ${i.path}`, (node) => this.renameOnNode(node, step));
         this.forgetNodeDirs(i.path);
@@ -2078,10 +2072,11 @@ export class GridFs {
     if (!r && writers.length === 0) throw new FsError('ENOENT', vpath);
     if (r && isDir(r)) throw new FsError('EISDIR', vpath);
     const reps = r ? await this.replicaPaths(r) : new Map<string, string>();
+    const intent = { kind: 'unlink' as const, path: vpath, ...this.entryOf(r), paths: Object.fromEntries(reps) };
     await this.locked([vpath, ...reps.values()], (db) =>
-      this.withChangeIntent({ kind: 'unlink', path: vpath, ...this.entryOf(r), paths: Object.fromEntries(reps) }, async () => {
+      this.withChangeIntent(intent, async () => {
         const { handled, absent } = await this.onEveryNode(`unlink ${vpath}`, (node) => this.unlinkOnNode(node, vpath, reps));
-        this.log.debug({ op: 'unlink', path: vpath, fileId: r?.src === 'meta' && r.known.type === 'file' ? r.known.file.id : null, nodePaths: Object.fromEntries(reps), handled, absent }, 'mount: unlinked on the nodes');
+        this.log.debug({ op: 'unlink', path: vpath, fileId: intent.fileId, nodePaths: intent.paths, handled, absent }, 'mount: unlinked on the nodes');
         this.forgetReplicas(vpath);
         this.handles.unlinked(vpath);
         if (!r || r.src === 'meta' || !this.metaUp) await this.mutate({ op: 'unlink', path: vpath, nodes: handled, paths: handled.map((n) => reps.get(n) ?? vpath), absent }, db);
@@ -2169,7 +2164,7 @@ export class GridFs {
       }
       const intent = { kind: 'rename' as const, path: from, to, ...this.entryOf(src), paths: Object.fromEntries(reps), dstPaths: Object.fromEntries(dstReps) };
       await this.withChangeIntent(intent, async () => {
-        const occupied = await this.occupiedAt(db, to, srcIsDir, [src, dst]);
+        const occupied = srcIsDir ? new Set<string>() : await this.occupiedAt(db, to, [intent.fileId, this.entryOf(dst).fileId]);
         const step = { from, to, srcPaths: reps, dstPaths: dstReps, srcIsDir, dstExists: Boolean(dst), finishing: false, occupied };
         const { handled, absent } = await this.onEveryNode(`rename ${from}`, (node) => this.renameOnNode(node, step));
         this.log.debug({ op: 'rename', from, to, folder: srcIsDir, fileId: intent.fileId, nodePaths: intent.paths, dstPaths: intent.dstPaths, handled, absent }, 'mount: renamed on the nodes');

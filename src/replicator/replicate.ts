@@ -281,7 +281,7 @@ async function adoptedByLiveFile(ctx: ReplicatorContext, db: Queryable, local: s
   const live = await getFile(db, item.nodePath);
   if (!live || live.id === item.fileId || live.kind !== 'file' || !live.checksum) return false;
   // a row of its own on this node (elsewhere: a pending rename) says where its bytes are
-  if ((await db.query('SELECT 1 FROM replicas WHERE file_id = $1 AND node_id = $2', [live.id, ctx.node.id])).length) return false;
+  if ((await replicasOf(db, live.id)).some((r) => r.nodeId === ctx.node.id)) return false;
   const st = await lstat(local).catch(() => null);
   if (!st?.isFile() || st.size !== live.size) return false;
   const h = await ctx.pool.hash(local).catch(() => null);

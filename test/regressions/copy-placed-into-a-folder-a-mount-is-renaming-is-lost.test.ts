@@ -17,12 +17,9 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
-import { makeGrid, writeTree, settle, assertDisksMatchMetadata, fileExists, replicaState, sha256 } from '../replicator/grid.js';
-import { loadConfig } from '../../src/config/load.js';
-import { openReplicator } from '../../src/replicator/context.js';
+import { makeGrid, writeTree, settle, assertDisksMatchMetadata, fileExists, replicaState, sha256, replicatorFor } from '../replicator/grid.js';
 import { replicate } from '../../src/replicator/replicate.js';
 import { renamePath } from '../../src/meta/fs-ops.js';
-import { silentLogger } from '../../src/util/log.js';
 
 t.test('a folder rename between its node step and its commit, around a copy placed into it', async (t) => {
   const g = await makeGrid(t, { nodes: ['n1', 'n2'] });
@@ -38,9 +35,7 @@ t.test('a folder rename between its node step and its commit, around a copy plac
   let nodeStepDone!: () => void;
   const nodeStep = new Promise<void>((r) => (nodeStepDone = r));
   let mountOp: Promise<void> | null = null;
-  const config = await loadConfig({ configPath: g.configs.n2!, cwd: g.dir, env: process.env });
-  const ctx = await openReplicator(g.store, config, silentLogger);
-  t.teardown(() => ctx.pool.close());
+  const ctx = await replicatorFor(t, g, 'n2');
   ctx.hooks = {
     // the copy of /d/big.bin is in its temp file; now the mount's rename starts
     afterTempCopy: async () => {

@@ -18,12 +18,9 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
-import { makeGrid, writeTree, settle, assertDisksMatchMetadata, replicaState, sha256 } from '../replicator/grid.js';
-import { loadConfig } from '../../src/config/load.js';
-import { openReplicator } from '../../src/replicator/context.js';
+import { makeGrid, writeTree, settle, assertDisksMatchMetadata, replicaState, sha256, replicatorFor } from '../replicator/grid.js';
 import { replicate } from '../../src/replicator/replicate.js';
 import { renamePath } from '../../src/meta/fs-ops.js';
-import { silentLogger } from '../../src/util/log.js';
 
 t.test('a copy whose source a folder rename is moving waits for the rename, twice in a row', async (t) => {
   const g = await makeGrid(t, { nodes: ['n1', 'n2'] });
@@ -32,9 +29,7 @@ t.test('a copy whose source a folder rename is moving waits for the rename, twic
   const w = await g.run('n1', ['replicator', 'walk']);
   t.equal(w.code, 0, w.stdout + w.stderr);
   const ids = await Promise.all(['n1', 'n2'].map((n) => g.nodeId(n)));
-  const config = await loadConfig({ configPath: g.configs.n2!, cwd: g.dir, env: process.env });
-  const ctx = await openReplicator(g.store, config, silentLogger);
-  t.teardown(() => ctx.pool.close());
+  const ctx = await replicatorFor(t, g, 'n2');
 
   // the mount renames folder `from` to `to`: its locks, the node step, then its commit a moment later
   const mountRename = async (from: string, to: string) => {

@@ -10,20 +10,15 @@
 import t from 'tap';
 import { rename } from 'node:fs/promises';
 import path from 'node:path';
-import { makeGrid, writeTree, replicaState } from '../replicator/grid.js';
-import { loadConfig } from '../../src/config/load.js';
-import { openReplicator } from '../../src/replicator/context.js';
+import { makeGrid, writeTree, replicaState, replicatorFor } from '../replicator/grid.js';
 import { walk } from '../../src/replicator/walk.js';
 import { renamePath } from '../../src/meta/fs-ops.js';
-import { silentLogger } from '../../src/util/log.js';
 
 t.test('a walk during a folder rename between its node step and its commit', async (t) => {
   const g = await makeGrid(t, { nodes: ['n1'], classes: [{ name: 'default', pattern: '**', replicaTarget: 1, backupTarget: 0 }] });
   await writeTree(g.roots.n1!, { 'd/a.txt': 'alpha', 'd/sub/b.txt': 'beta' });
   t.equal((await g.run('n1', ['replicator', 'walk'])).code, 0);
-  const config = await loadConfig({ configPath: g.configs.n1!, cwd: g.dir, env: process.env });
-  const ctx = await openReplicator(g.store, config, silentLogger);
-  t.teardown(() => ctx.pool.close());
+  const ctx = await replicatorFor(t, g, 'n1');
   const n1 = await g.nodeId('n1');
 
   // the mount: holds /d and /e, has moved the folder on the node; the watch walks what appeared meanwhile

@@ -12,6 +12,9 @@ import { cli, type CliResult } from '../helpers/cli.js';
 import { MetaStore } from '../../src/meta/store.js';
 import { migrate } from '../../src/meta/migrate.js';
 import { ensureNodes } from '../../src/meta/nodes.js';
+import { loadConfig } from '../../src/config/load.js';
+import { openReplicator, type ReplicatorContext, type ReplicatorHooks } from '../../src/replicator/context.js';
+import { silentLogger } from '../../src/util/log.js';
 
 interface Tap {
   teardown(fn: () => unknown): void;
@@ -164,3 +167,12 @@ export async function assertDisksMatchMetadata(t: Test, g: Grid): Promise<void> 
 }
 
 
+
+/** An in-process replicator of `node` (its own config, quiet), closed at the test's end; `hooks` to stage races. */
+export async function replicatorFor(t: Tap, g: Grid, node: string, hooks?: ReplicatorHooks): Promise<ReplicatorContext> {
+  const config = await loadConfig({ configPath: g.configs[node]!, cwd: g.dir, env: process.env });
+  const ctx = await openReplicator(g.store, config, silentLogger);
+  if (hooks) ctx.hooks = hooks;
+  t.teardown(() => ctx.pool.close());
+  return ctx;
+}

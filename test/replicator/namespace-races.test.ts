@@ -15,12 +15,9 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rmdir, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { makeGrid, writeTree, settle, assertDisksMatchMetadata, fileExists, replicaState, sha256, type Grid } from './grid.js';
-import { loadConfig } from '../../src/config/load.js';
-import { openReplicator, type ReplicatorContext, type ReplicatorHooks } from '../../src/replicator/context.js';
+import { makeGrid, writeTree, settle, assertDisksMatchMetadata, fileExists, replicaState, sha256, replicatorFor, type Grid } from './grid.js';
 import { replicate } from '../../src/replicator/replicate.js';
 import { renamePath, unlinkFile, removeFolder } from '../../src/meta/fs-ops.js';
-import { silentLogger } from '../../src/util/log.js';
 
 /** Names under a node root, recursively (folders end in /), the node marker left out. */
 async function nodeEntries(root: string): Promise<string[]> {
@@ -44,13 +41,6 @@ function strayReserved(entries: string[]): string[] {
   return entries.filter((e) => e.split('/').slice(2).some((part) => part.startsWith('.ggfs-')) || (/^\/\.ggfs-/.test(e) && !e.startsWith('/.ggfs-tmp/')));
 }
 
-async function replicatorFor(t: Tap, g: Grid, node: string, hooks?: ReplicatorHooks): Promise<ReplicatorContext> {
-  const config = await loadConfig({ configPath: g.configs[node]!, cwd: g.dir, env: process.env });
-  const ctx = await openReplicator(g.store, config, silentLogger);
-  if (hooks) ctx.hooks = hooks;
-  t.teardown(() => ctx.pool.close());
-  return ctx;
-}
 type Tap = { teardown(fn: () => unknown): void };
 
 /** The mount's rename: on every node folder that has `from`, then in metadata for the nodes given. */
